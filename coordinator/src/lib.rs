@@ -1,1 +1,13 @@
+//! The coordinator: deploys the vendor's stacks into customer AWS accounts
+//! and watches them.
+//!
+//! Data flows one way: the fleet manifest ([`manifest`]) says what each
+//! tenant should have; [`desired`] turns that into rendered stacks with their
+//! parameters (templates come from the `stacks` crate); later stages observe
+//! the accounts, plan, apply, roll out and heartbeat. [`cli`] is the
+//! `coordinator` binary's front end; [`schemas`] publishes the JSON Schemas.
 
+pub mod cli;
+pub mod desired;
+pub mod manifest;
+pub mod schemas;

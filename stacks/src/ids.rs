@@ -31,10 +31,25 @@ pub struct InvalidId {
 /// Declares a string newtype with a validating constructor, serde via
 /// `TryFrom<String>`, `Display`, and a JSON Schema carrying `pattern`.
 macro_rules! string_id {
+    (@debug $name:ident) => {
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+    };
+    (@debug $name:ident redacted) => {
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(<redacted, {} chars>)", stringify!($name), self.0.len())
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         $name:ident, kind = $kind:literal, pattern = $pattern:literal,
         expected = $expected:literal, max_len = $max:expr, check = $check:expr
+        $(, debug = $redact:ident)?
     ) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -90,11 +105,7 @@ macro_rules! string_id {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
-            }
-        }
+        string_id!(@debug $name $($redact)?);
 
         impl JsonSchema for $name {
             fn schema_name() -> Cow<'static, str> {
@@ -146,7 +157,8 @@ string_id!(
     pattern = "^[A-Za-z0-9+=,.@:/_-]{32,1224}$",
     expected = "32 to 1224 characters from A-Z a-z 0-9 + = , . @ : / _ - (generate one with `coordinator tenant onboard`)",
     max_len = 1224,
-    check = |s| s.len() >= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c))
+    check = |s| s.len() >= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c)),
+    debug = redacted
 );
 
 string_id!(
@@ -439,6 +451,15 @@ mod tests {
         }
         assert!("general_2".parse::<WaveName>().is_ok());
         assert!("General".parse::<WaveName>().is_err());
+    }
+
+    #[test]
+    fn external_ids_are_redacted_in_debug() {
+        let id: ExternalId = "s3cr3t-looking-value-0123456789abcdef".parse().unwrap();
+        let debug = format!("{id:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        let err = "short".parse::<ExternalId>().unwrap_err();
+        assert_eq!(err.kind, "ExternalId");
     }
 
     #[test]

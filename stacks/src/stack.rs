@@ -298,12 +298,10 @@ impl Release {
         &self.version
     }
 
-    /// Renders and checks stack `S` with `shape` and `parameters`.
-    pub fn render<S: Stack>(
-        &self,
-        shape: &S::Shape,
-        parameters: &S::Parameters,
-    ) -> Result<RenderedStack, StackError> {
+    /// Renders and checks the template of stack `S` for `shape`. The template
+    /// does not depend on parameters; use this when they are not all known
+    /// yet (a worker's parameters come from the storage stack's outputs).
+    pub fn render_template<S: Stack>(&self, shape: &S::Shape) -> Result<Template, StackError> {
         let kind = S::KIND;
         let body = self
             .engine
@@ -317,6 +315,17 @@ impl Release {
             }
             .into());
         }
+        Ok(template)
+    }
+
+    /// Renders and checks stack `S` with `shape` and `parameters`.
+    pub fn render<S: Stack>(
+        &self,
+        shape: &S::Shape,
+        parameters: &S::Parameters,
+    ) -> Result<RenderedStack, StackError> {
+        let kind = S::KIND;
+        let template = self.render_template::<S>(shape)?;
         Ok(RenderedStack {
             kind,
             release: self.version.clone(),

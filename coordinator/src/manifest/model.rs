@@ -1,0 +1,145 @@
+//! The validated manifest: defaults applied, paths resolved, nothing left to
+//! check. The rest of the coordinator only ever sees these types.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use stacks::StackKind;
+use stacks::builtin::bootstrap::DEPLOY_ROLE_NAME;
+use stacks::builtin::storage::RetentionDays;
+use stacks::ids::{
+    AccountId, Capability, ExternalId, Region, ReleaseVersion, RoleArn, TenantId, WaveName,
+};
+
+use super::raw::RawManifest;
+
+/// Name of the coordinator's own role when `principal_arn` is not given.
+pub const DEFAULT_COORDINATOR_ROLE: &str = "docproc-coordinator";
+/// Document retention when a tenant does not set `retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u16 = 30;
+
+/// A fleet manifest that passed every check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// The vendor side.
+    pub coordinator: CoordinatorSettings,
+    /// The release to deploy.
+    pub release: ReleaseVersion,
+    /// Rollout policy.
+    pub rollout: RolloutPolicy,
+    /// Tenants, in manifest order.
+    pub tenants: Vec<Tenant>,
+}
+
+/// `[coordinator]`, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinatorSettings {
+    /// The vendor account.
+    pub account_id: AccountId,
+    /// Home region.
+    pub region: Region,
+    /// The state file, resolved against the manifest's directory.
+    pub state_path: PathBuf,
+    /// The principal tenants' deploy roles trust.
+    pub principal_arn: RoleArn,
+}
+
+/// `[rollout]`, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutPolicy {
+    /// Waves in order.
+    pub waves: Vec<WaveName>,
+}
+
+/// One tenant, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    /// Id.
+    pub id: TenantId,
+    /// The customer's account.
+    pub account_id: AccountId,
+    /// Region of the tenant's stacks.
+    pub region: Region,
+    /// The deploy role's ExternalId. Serialized only as a digest.
+    #[serde(skip)]
+    pub external_id: ExternalId,
+    /// Rollout wave.
+    pub wave: WaveName,
+    /// Entitlements.
+    pub capabilities: BTreeSet<Capability>,
+    /// The role the coordinator assumes.
+    pub role_arn: RoleArn,
+    /// Document retention.
+    pub retention_days: RetentionDays,
+}
+
+impl Tenant {
+    /// Whether the tenant is entitled to `capability`.
+    pub fn has(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+
+    /// The stacks the vendor deploys into this tenant's account, in order.
+    /// `bootstrap` is the customer's own and never among them; a tenant
+    /// without `dedicated_aws` stays on the hosted default and gets none.
+    pub fn deployed_stacks(&self) -> &'static [StackKind] {
+        if self.has(Capability::DedicatedAws) {
+            &[StackKind::Storage, StackKind::Worker]
+        } else {
+            &[]
+        }
+    }
+}
+
+impl Manifest {
+    /// Builds the validated model from a raw manifest that passed all rules.
+    pub(super) fn from_raw(path: &Path, raw: RawManifest) -> Self {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let coordinator_account = raw.coordinator.account_id.clone();
+        let principal_arn = raw.coordinator.principal_arn.unwrap_or_else(|| {
+            RoleArn::for_role(&coordinator_account, DEFAULT_COORDINATOR_ROLE)
+                .expect("a valid account makes a valid ARN")
+        });
+        let tenants = raw
+            .tenants
+            .into_iter()
+            .map(|t| Tenant {
+                role_arn: t.role_arn.unwrap_or_else(|| {
+                    RoleArn::for_role(&t.account_id, DEPLOY_ROLE_NAME)
+                        .expect("a valid account makes a valid ARN")
+                }),
+                retention_days: t.retention_days.unwrap_or_else(|| {
+                    RetentionDays::new(DEFAULT_RETENTION_DAYS).expect("default is in range")
+                }),
+                id: t.id,
+                account_id: t.account_id,
+                region: t.region,
+                external_id: t.external_id,
+                wave: t.wave,
+                capabilities: t.capabilities.into_iter().collect(),
+            })
+            .collect();
+        Manifest {
+            path: path.to_owned(),
+            coordinator: CoordinatorSettings {
+                account_id: coordinator_account,
+                region: raw.coordinator.region,
+                state_path: base.join(&raw.coordinator.state),
+                principal_arn,
+            },
+            release: raw.release.version,
+            rollout: RolloutPolicy {
+                waves: raw.rollout.waves,
+            },
+            tenants,
+        }
+    }
+
+    /// The tenant with `id`, if any.
+    pub fn tenant(&self, id: &TenantId) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| &t.id == id)
+    }
+}

@@ -1,0 +1,92 @@
+//! `deploy.toml` as written: the serde types whose JSON Schema *is* the
+//! manifest's schema (`schemas/deploy.schema.json`).
+//!
+//! These types already use the validated identifiers, so anything that
+//! deserializes is well-formed field by field; rules that span fields live
+//! in `rules`, and the defaults and derived values in `model`. Doc comments
+//! here become the schema's descriptions, which the validator shows as hints.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use stacks::builtin::storage::RetentionDays;
+use stacks::ids::{
+    AccountId, Capability, ExternalId, Region, ReleaseVersion, RoleArn, TenantId, WaveName,
+};
+
+/// The fleet manifest: desired state of every tenant, reviewed in git.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Fleet manifest (deploy.toml)")]
+pub struct RawManifest {
+    /// Where the coordinator runs and keeps its state.
+    pub coordinator: RawCoordinator,
+    /// The release to deploy.
+    pub release: RawRelease,
+    /// How a release rolls out across tenants.
+    pub rollout: RawRollout,
+    /// The tenants (customers) and their AWS accounts.
+    #[serde(default)]
+    pub tenants: Vec<RawTenant>,
+}
+
+/// `[coordinator]`: the vendor side.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCoordinator {
+    /// The vendor account the coordinator runs in; no tenant may use it.
+    pub account_id: AccountId,
+    /// The coordinator's home region.
+    pub region: Region,
+    /// The SQLite state file, relative to this manifest.
+    #[schemars(length(min = 1, max = 4096))]
+    pub state: String,
+    /// The coordinator's IAM role, which tenants' deploy roles trust.
+    /// Default: `arn:aws:iam::<account_id>:role/docproc-coordinator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<RoleArn>,
+}
+
+/// `[release]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelease {
+    /// The release version; must be the one this coordinator ships.
+    pub version: ReleaseVersion,
+}
+
+/// `[rollout]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    /// Rollout waves, in order; every tenant names one.
+    #[schemars(length(min = 1, max = 64), extend("uniqueItems" = true))]
+    pub waves: Vec<WaveName>,
+}
+
+/// `[[tenants]]`: one customer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    /// The tenant's id, unique in the fleet.
+    pub id: TenantId,
+    /// The customer's AWS account.
+    pub account_id: AccountId,
+    /// The region the tenant's stacks live in.
+    pub region: Region,
+    /// The ExternalId the tenant's deploy role requires; vendor-generated,
+    /// unique per tenant (`coordinator tenant onboard` makes one).
+    pub external_id: ExternalId,
+    /// The rollout wave this tenant belongs to; one of `[rollout] waves`.
+    pub wave: WaveName,
+    /// What the tenant is entitled to.
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true))]
+    pub capabilities: Vec<Capability>,
+    /// The role the coordinator assumes in the tenant's account. Default:
+    /// the bootstrap stack's deploy role in `account_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<RoleArn>,
+    /// Days documents are kept in the tenant's bucket (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<RetentionDays>,
+}

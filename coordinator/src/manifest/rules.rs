@@ -1,0 +1,198 @@
+//! Rules that span fields, which a JSON Schema cannot express: uniqueness
+//! across tenants, waves that exist, role ARNs in the right account, the
+//! release this build ships, exclusive capabilities.
+//!
+//! The rules read the manifest as loose JSON, so they run even when the
+//! schema check found problems elsewhere and every error is reported at once.
+//! A rule skips a value that is missing or of the wrong type: the schema
+//! check reports that one.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use stacks::ids::{AccountId, RoleArn};
+
+use super::diagnostics::Finding;
+use super::schema_check::closest;
+use super::source::FieldPath;
+
+/// Every cross-field problem in `manifest`, given the release this build ships.
+pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let root = FieldPath::root();
+    let str_at = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+
+    let vendor_account = manifest
+        .get("coordinator")
+        .and_then(|c| str_at(c, "account_id"));
+    if let (Some(vendor), Some(principal)) = (
+        vendor_account.as_deref(),
+        manifest
+            .get("coordinator")
+            .and_then(|c| str_at(c, "principal_arn")),
+    ) && let Ok(arn) = principal.parse::<RoleArn>()
+        && arn.account_id().as_str() != vendor
+    {
+        findings.push(
+                    Finding::error(
+                        root.key("coordinator").key("principal_arn"),
+                        format!("principal_arn is in account {}, not the coordinator's account {vendor}", arn.account_id()),
+                    )
+                    .hint("the coordinator's own role lives in the vendor account: fix the ARN or remove it to use the default"),
+                );
+    }
+
+    if let Some(version) = manifest.get("release").and_then(|r| str_at(r, "version"))
+        && version.parse::<stacks::ids::ReleaseVersion>().is_ok()
+        && version != shipped_release
+    {
+        findings.push(
+                Finding::error(
+                    root.key("release").key("version"),
+                    format!("this coordinator ships release {shipped_release}, but the manifest asks for {version}"),
+                )
+                .hint(format!(
+                    "run the coordinator build of release {version}, or set version = \"{shipped_release}\" to deploy this one"
+                )),
+            );
+    }
+
+    let waves: Vec<String> = manifest
+        .get("rollout")
+        .and_then(|r| r.get("waves"))
+        .and_then(Value::as_array)
+        .map(|w| {
+            w.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let tenants: Vec<&Value> = manifest
+        .get("tenants")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut external_ids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut accounts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut wave_sizes: BTreeMap<&str, usize> = waves.iter().map(|w| (w.as_str(), 0)).collect();
+
+    for (i, tenant) in tenants.iter().enumerate() {
+        let at = root.key("tenants").index(i);
+        let id = str_at(tenant, "id");
+        let name = id.clone().unwrap_or_else(|| format!("tenants[{i}]"));
+
+        if let Some(id) = &id
+            && let Some(first) = ids.insert(id.clone(), i)
+        {
+            ids.insert(id.clone(), first);
+            findings.push(
+                Finding::error(at.key("id"), format!("duplicate tenant id `{id}`")).hint(format!(
+                    "tenant ids must be unique; `{id}` is already tenants[{first}]"
+                )),
+            );
+        }
+
+        if let Some(external_id) = str_at(tenant, "external_id")
+            && let Some(first) = external_ids.insert(external_id.clone(), i)
+        {
+            external_ids.insert(external_id, first);
+            findings.push(
+                    Finding::error(
+                        at.key("external_id"),
+                        format!("tenant `{name}` reuses the ExternalId of tenants[{first}]"),
+                    )
+                    .hint(format!(
+                        "each tenant needs its own ExternalId, or one customer's trust could be used against another's account (confused deputy); generate one with `coordinator tenant onboard {name}`"
+                    )),
+                );
+        }
+
+        let account = str_at(tenant, "account_id").filter(|a| a.parse::<AccountId>().is_ok());
+        if let Some(account) = &account {
+            if Some(account) == vendor_account.as_ref() {
+                findings.push(
+                    Finding::error(at.key("account_id"), format!("tenant `{name}` uses the vendor's own account {account}"))
+                        .hint("stacks are deployed only into customer accounts; use the customer's account id"),
+                );
+            }
+            if let Some(first) = accounts.insert(account.clone(), i) {
+                accounts.insert(account.clone(), first);
+                findings.push(
+                    Finding::error(at.key("account_id"), format!("tenant `{name}` shares account {account} with tenants[{first}]"))
+                        .hint("one AWS account serves one tenant: its bootstrap roles and stack names are per account"),
+                );
+            }
+        }
+
+        if let (Some(account), Some(role)) = (&account, str_at(tenant, "role_arn"))
+            && let Ok(arn) = role.parse::<RoleArn>()
+            && arn.account_id().as_str() != account
+        {
+            findings.push(
+                        Finding::error(
+                            at.key("role_arn"),
+                            format!("role_arn is in account {}, but tenant `{name}` is account {account}", arn.account_id()),
+                        )
+                        .hint("the coordinator only assumes roles in the tenant's own account: fix the ARN, or remove it to use the bootstrap stack's deploy role"),
+                    );
+        }
+
+        if let Some(wave) = str_at(tenant, "wave") {
+            match wave_sizes.get_mut(wave.as_str()) {
+                Some(n) => *n += 1,
+                None if wave.parse::<stacks::ids::WaveName>().is_ok() => {
+                    let hint = match closest(&wave, &waves) {
+                        Some(w) => format!(
+                            "did you mean `{w}`? waves are declared in [rollout] waves: {}",
+                            waves.join(", ")
+                        ),
+                        None => format!(
+                            "add it to [rollout] waves or use one of: {}",
+                            waves.join(", ")
+                        ),
+                    };
+                    findings.push(
+                        Finding::error(at.key("wave"), format!("unknown wave `{wave}`")).hint(hint),
+                    );
+                }
+                None => {}
+            }
+        }
+
+        let capabilities: Vec<&str> = tenant
+            .get("capabilities")
+            .and_then(Value::as_array)
+            .map(|c| c.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if capabilities.contains(&"self_hosted") && capabilities.contains(&"dedicated_aws") {
+            findings.push(
+                Finding::error(at.key("capabilities"), format!("tenant `{name}` has both self_hosted and dedicated_aws"))
+                    .hint("a tenant runs either the self-hosted distribution or the stacks in its AWS account; keep one"),
+            );
+        }
+    }
+
+    for (wave, count) in wave_sizes {
+        if count == 0 && !tenants.is_empty() {
+            let index = waves.iter().position(|w| w == wave).unwrap_or_default();
+            findings.push(
+                Finding::warning(
+                    root.key("rollout").key("waves").index(index),
+                    format!("wave `{wave}` has no tenants"),
+                )
+                .hint(
+                    "a rollout passes through it with nothing to do; remove it or assign tenants",
+                ),
+            );
+        }
+    }
+    if tenants.is_empty() && manifest.is_object() {
+        findings.push(
+            Finding::warning(root, "the manifest lists no tenants").hint("add [[tenants]] entries"),
+        );
+    }
+    findings
+}
