@@ -161,7 +161,17 @@ impl Diagnostic {
             (text, self.line, self.column, &self.span)
             && let Some(source_line) = text.lines().nth(line - 1)
         {
-            let shown: String = source_line.chars().take(160).collect();
+            let shown: String = source_line
+                .chars()
+                .take(160)
+                .map(|c| {
+                    if c.is_control() && c != '\t' {
+                        '\u{fffd}'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
             let width = text[span.clone()]
                 .lines()
                 .next()

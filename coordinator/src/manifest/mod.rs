@@ -103,6 +103,11 @@ pub fn load(path: &Path) -> Result<Validated, Invalid> {
                         .to_owned(),
                 )
             }
+            source::ReadError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::IsADirectory =>
+            {
+                Some("--manifest takes the manifest file itself, e.g. deploy.toml".to_owned())
+            }
             _ => None,
         };
         let message = match &e {
@@ -111,18 +116,33 @@ pub fn load(path: &Path) -> Result<Validated, Invalid> {
         };
         fail(Diagnostic::in_text(&file, None, None, message, hint), None)
     })?;
+    if text.trim().is_empty() {
+        let message = format!("{file} is empty");
+        let hint = "a fleet manifest needs [coordinator], [release], [rollout] and [[tenants]]; \
+                    start from the example deploy.toml";
+        let diagnostic = Diagnostic::in_text(&file, None, None, message, Some(hint.into()));
+        return Err(fail(diagnostic, None));
+    }
+    if let Some(at) = text.find('\0') {
+        let message =
+            "the file contains NUL bytes: a fleet manifest is a TOML text file".to_owned();
+        let hint = "is this the right file? NUL bytes cannot appear in TOML".to_owned();
+        let diagnostic =
+            Diagnostic::in_text(&file, Some(&text), Some(at..at + 1), message, Some(hint));
+        return Err(fail(diagnostic, Some(text)));
+    }
     let source = Source::parse(text.clone()).map_err(|(message, span)| {
-        let message = format!("TOML syntax error: {message}");
-        fail(
-            Diagnostic::in_text(
-                &file,
-                Some(&text),
-                span,
-                message,
-                Some("fix the syntax; see https://toml.io".into()),
-            ),
-            Some(text.clone()),
-        )
+        let quoted = span
+            .clone()
+            .and_then(|s| text.get(s))
+            .filter(|q| !q.is_empty() && q.len() <= 60 && !q.contains('\n'));
+        let message = match quoted {
+            Some(q) => format!("TOML syntax error: {message} (at `{q}`)"),
+            None => format!("TOML syntax error: {message}"),
+        };
+        let hint = "fix the TOML syntax at the marked position".to_owned();
+        let diagnostic = Diagnostic::in_text(&file, Some(&text), span, message, Some(hint));
+        fail(diagnostic, Some(text.clone()))
     })?;
     validate(&file, path, source)
 }

@@ -57,17 +57,22 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
             );
     }
 
-    let waves: Vec<String> = manifest
+    // The wave rules need a usable waves list; when it is missing or of the
+    // wrong shape the schema check reports that, and blaming each tenant's
+    // wave as well would only bury the real error.
+    let waves: Option<Vec<String>> = manifest
         .get("rollout")
         .and_then(|r| r.get("waves"))
         .and_then(Value::as_array)
+        .filter(|w| !w.is_empty() && w.iter().all(Value::is_string))
         .map(|w| {
             w.iter()
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect()
-        })
-        .unwrap_or_default();
+        });
+    let wave_check = waves.is_some();
+    let waves = waves.unwrap_or_default();
     let tenants: Vec<&Value> = manifest
         .get("tenants")
         .and_then(Value::as_array)
@@ -140,7 +145,7 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
                     );
         }
 
-        if let Some(wave) = str_at(tenant, "wave") {
+        if let Some(wave) = str_at(tenant, "wave").filter(|_| wave_check) {
             match wave_sizes.get_mut(wave.as_str()) {
                 Some(n) => *n += 1,
                 None if wave.parse::<stacks::ids::WaveName>().is_ok() => {
@@ -189,7 +194,10 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
             );
         }
     }
-    if tenants.is_empty() && manifest.is_object() {
+    let no_tenants = manifest
+        .get("tenants")
+        .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));
+    if no_tenants && manifest.is_object() {
         findings.push(
             Finding::warning(root, "the manifest lists no tenants").hint("add [[tenants]] entries"),
         );

@@ -45,10 +45,26 @@ fn schema_node(error: &ValidationError<'_>) -> Option<&'static Value> {
     manifest_schema().pointer(parent)
 }
 
+/// A schema description as a phrase: one line, no final period, and a
+/// lowercase start unless it begins with an acronym ("The SQLite state
+/// file." -> "the SQLite state file").
 fn description(node: Option<&Value>) -> Option<String> {
-    node.and_then(|n| n.get("description"))
-        .and_then(Value::as_str)
-        .map(|d| d.replace('\n', " "))
+    let text = node
+        .and_then(|n| n.get("description"))
+        .and_then(Value::as_str)?
+        .replace('\n', " ");
+    let text = text.trim().trim_end_matches('.');
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    if chars.next().is_some_and(char::is_lowercase) {
+        Some(format!(
+            "{}{}",
+            first.to_lowercase(),
+            &text[first.len_utf8()..]
+        ))
+    } else {
+        Some(text.to_owned())
+    }
 }
 
 /// Describes the value a field should hold, from its schema node.
@@ -172,16 +188,25 @@ fn describe(error: &ValidationError<'_>) -> Vec<Finding> {
             }
             one(f)
         }
-        ValidationErrorKind::Type { kind } => one(Finding::error(
-            path.clone(),
-            format!(
-                "{path} must be {}, found {} {}",
-                expected_type(kind),
-                json_type(instance),
-                shown(instance)
-            ),
-        )
-        .hint_opt(description(node))),
+        ValidationErrorKind::Type { kind } => {
+            let found = match instance.as_ref() {
+                Value::Object(_) | Value::Array(_) => json_type(instance).to_owned(),
+                scalar => format!("{} {}", json_type(scalar), shown(scalar)),
+            };
+            let hint = match (path.to_string().as_str(), instance.as_ref()) {
+                ("tenants", Value::Object(_)) => Some(
+                    "write each tenant as its own [[tenants]] table, with double brackets"
+                        .to_owned(),
+                ),
+                _ => description(node).map(|d| format!("{path} is {d}")),
+            };
+            let message = format!("{path} must be {}, found {found}", expected_type(kind));
+            one(Finding::error(path.clone(), message).hint_opt(hint))
+        }
+        ValidationErrorKind::MinLength { .. } if instance.as_str() == Some("") => one(
+            Finding::error(path.clone(), format!("{path} must not be empty"))
+                .hint_opt(description(node).map(|d| format!("{path} is {d}"))),
+        ),
         ValidationErrorKind::Pattern { .. }
         | ValidationErrorKind::MinLength { .. }
         | ValidationErrorKind::MaxLength { .. } => one(Finding::error(

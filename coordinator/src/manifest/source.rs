@@ -145,13 +145,6 @@ pub struct Source {
 impl Source {
     /// Parses `text`; on a syntax error returns its message and byte span.
     pub fn parse(text: String) -> Result<Self, (String, Option<Range<usize>>)> {
-        if text.contains('\0') {
-            let at = text.find('\0').unwrap_or_default();
-            return Err((
-                "the file contains NUL bytes: a fleet manifest is a TOML text file".into(),
-                Some(at..at + 1),
-            ));
-        }
         Document::parse(text)
             .map(|document| Self { document })
             .map_err(|e| (e.message().trim().to_owned(), e.span()))
