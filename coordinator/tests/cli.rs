@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn coordinator(args: &[&str]) -> Output {
@@ -23,7 +26,11 @@ fn cfn_lint() -> PathBuf {
     let path = std::env::var_os("CFN_LINT")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".build/venv/bin/cfn-lint"));
-    assert!(path.exists(), "cfn-lint not found at {}: run `./dev setup`", path.display());
+    assert!(
+        path.exists(),
+        "cfn-lint not found at {}: run `./dev setup`",
+        path.display()
+    );
     path
 }
 
@@ -47,17 +54,31 @@ fn render_writes_every_tenants_stacks_and_they_pass_cfn_lint() {
         }
     }
     assert!(out.join("hooli/bootstrap.template.json").exists());
-    assert!(!out.join("hooli/storage.template.json").exists(), "a hosted tenant gets no storage stack");
+    assert!(
+        !out.join("hooli/storage.template.json").exists(),
+        "a hosted tenant gets no storage stack"
+    );
     templates.push(out.join("hooli/bootstrap.template.json"));
 
     // The worker's storage-fed parameters are marked, not invented.
-    let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("acme/worker.parameters.json")).unwrap()).unwrap();
-    let kms = params.as_array().unwrap().iter().find(|p| p["ParameterKey"] == "KmsKeyArn").unwrap();
+    let params: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("acme/worker.parameters.json")).unwrap(),
+    )
+    .unwrap();
+    let kms = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["ParameterKey"] == "KmsKeyArn")
+        .unwrap();
     assert_eq!(kms["FromStackOutput"]["Stack"], "docproc-storage");
     assert!(kms.get("ParameterValue").is_none());
 
-    let lint = Command::new(cfn_lint()).args(["--format", "parseable", "--"]).args(&templates).output().unwrap();
+    let lint = Command::new(cfn_lint())
+        .args(["--format", "parseable", "--"])
+        .args(&templates)
+        .output()
+        .unwrap();
     assert!(
         lint.status.success() && lint.stdout.is_empty(),
         "cfn-lint: {}{}",
@@ -70,12 +91,26 @@ fn render_writes_every_tenants_stacks_and_they_pass_cfn_lint() {
 fn render_of_one_tenant_and_stack() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    let result = coordinator(&["render", "--tenant", "globex", "--stack", "storage", "--out", out.to_str().unwrap()]);
+    let result = coordinator(&[
+        "render",
+        "--tenant",
+        "globex",
+        "--stack",
+        "storage",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(result.status.success(), "{}", text(&result.stderr));
-    let files: Vec<_> = std::fs::read_dir(out.join("globex")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let files: Vec<_> = std::fs::read_dir(out.join("globex"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(files.len(), 2, "{files:?}");
     let params = std::fs::read_to_string(out.join("globex/storage.parameters.json")).unwrap();
-    assert!(params.contains("\"RetentionDays\"") && params.contains("\"7\""), "{params}");
+    assert!(
+        params.contains("\"RetentionDays\"") && params.contains("\"7\""),
+        "{params}"
+    );
 }
 
 #[test]
@@ -84,18 +119,38 @@ fn bad_render_requests_exit_2_and_write_nothing() {
     let out = dir.path().join("never");
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["render", "--tenant", "acm", "--out", out], "unknown tenant `acm`: did you mean `acme`?"),
-        (&["render", "--tenant", "hooli", "--stack", "worker", "--out", out], "dedicated_aws"),
-        (&["render", "--stack", "database", "--out", out], "unknown stack \"database\""),
-        (&["render", "--tenant", "Not_A_Tenant", "--out", out], "not a valid tenant id"),
-        (&["--manifest", "does/not/exist.toml", "render", "--out", out], "does/not/exist.toml"),
+        (
+            &["render", "--tenant", "acm", "--out", out],
+            "unknown tenant `acm`: did you mean `acme`?",
+        ),
+        (
+            &[
+                "render", "--tenant", "hooli", "--stack", "worker", "--out", out,
+            ],
+            "dedicated_aws",
+        ),
+        (
+            &["render", "--stack", "database", "--out", out],
+            "unknown stack \"database\"",
+        ),
+        (
+            &["render", "--tenant", "Not_A_Tenant", "--out", out],
+            "not a valid tenant id",
+        ),
+        (
+            &["--manifest", "does/not/exist.toml", "render", "--out", out],
+            "does/not/exist.toml",
+        ),
         (&["render"], "--out"),
     ];
     for (args, expected) in cases {
         let result = coordinator(args);
         let stderr = text(&result.stderr);
         assert_eq!(result.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
         assert!(!Path::new(out).exists(), "{args:?} wrote output");
     }
 }
@@ -130,11 +185,19 @@ fn published_schemas_are_up_to_date() {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                on_disk.push(path.strip_prefix(&dir).unwrap().to_string_lossy().into_owned());
+                on_disk.push(
+                    path.strip_prefix(&dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
     }
-    let extra: Vec<_> = on_disk.iter().filter(|p| !generated.iter().any(|g| &g.path == *p)).collect();
+    let extra: Vec<_> = on_disk
+        .iter()
+        .filter(|p| !generated.iter().any(|g| &g.path == *p))
+        .collect();
     assert!(
         stale.is_empty() && extra.is_empty(),
         "schemas/ is out of date (stale: {stale:?}, not generated: {extra:?}); regenerate with `cargo run -p coordinator -- schema --out schemas` and review the diff"
@@ -147,7 +210,10 @@ fn schema_command_writes_the_same_files() {
     let result = coordinator(&["schema", "--out", dir.path().to_str().unwrap()]);
     assert!(result.status.success(), "{}", text(&result.stderr));
     for file in coordinator::schemas::all() {
-        assert_eq!(std::fs::read_to_string(dir.path().join(&file.path)).unwrap(), file.text);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(&file.path)).unwrap(),
+            file.text
+        );
     }
 }
 
