@@ -7,6 +7,7 @@
 //! the accounts, plan, apply, roll out and heartbeat. [`cli`] is the
 //! `coordinator` binary's front end; [`schemas`] publishes the JSON Schemas.
 
+pub mod aws;
 pub mod cli;
 pub mod desired;
 pub mod manifest;

@@ -1,0 +1,1 @@
+//! AWS SDK implementations of the seam (in progress).
