@@ -12,3 +12,4 @@ pub mod cli;
 pub mod desired;
 pub mod manifest;
 pub mod schemas;
+pub mod store;

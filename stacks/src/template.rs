@@ -167,6 +167,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `value` as canonical JSON: object keys sorted, no whitespace. Used for
+/// template hashes and anything else that is hashed (audit entries).
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
 /// Writes `value` with object keys sorted and no whitespace, independent of
 /// whether serde_json preserves insertion order in this build.
 fn write_canonical(value: &Value, out: &mut String) {

@@ -1,0 +1,694 @@
+//! The SQLite store: one file, WAL journal, migrations applied in order on
+//! open. Queries are short and local, so they run inline under a mutex.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use stacks::StackKind;
+use stacks::ids::TenantId;
+
+use super::audit::{self, AuditEntry, GENESIS, NewAuditEntry};
+use super::{
+    DeploymentRecord, DeploymentResult, NewDeployment, NewPlan, PlanRecord, StackState, Store,
+    StoreError, StoredOutputs,
+};
+
+/// Migrations, in order. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+
+/// A store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn now() -> DateTime<Utc> {
+    // Stored with microsecond precision; truncate so a value read back
+    // equals the value written (the audit hash depends on it).
+    parse_time(&audit::timestamp(&Utc::now())).expect("own timestamps parse")
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
+}
+
+fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{what} {text:?}: {e}")))
+}
+
+fn json(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("JSON column: {e}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the state file at `path` and migrates it.
+    /// The directory must exist: a typo in `state` must not silently create
+    /// a fresh, empty state somewhere else.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(StoreError::MissingDirectory(dir.display().to_string()));
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        Self::init(conn).map_err(open_err)
+    }
+
+    /// An in-memory store (tests, benchmarks).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        Ok(Self::init(conn)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, rusqlite::Error> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )?;
+        let tx = conn.transaction()?;
+        for (version, sql) in MIGRATIONS {
+            let applied: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM schema_migrations WHERE version = ?1",
+                    [version],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if applied.is_none() {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                    params![version, audit::timestamp(&Utc::now())],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (each
+        // statement is atomic); keep serving.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+type RawPlan = (i64, Option<i64>, String, String, String, String, String);
+
+fn plan_from_row(r: &Row<'_>) -> rusqlite::Result<RawPlan> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn plan_record(raw: RawPlan) -> Result<PlanRecord, StoreError> {
+    let (generation, parent, created_at, actor, release, manifest_digest, summary) = raw;
+    Ok(PlanRecord {
+        generation: generation as u64,
+        parent: parent.map(|p| p as u64),
+        created_at: parse_time(&created_at)?,
+        actor,
+        release,
+        manifest_digest,
+        summary: json(&summary)?,
+    })
+}
+
+type RawDeployment = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn deployment_record(raw: RawDeployment) -> Result<DeploymentRecord, StoreError> {
+    let (
+        id,
+        generation,
+        tenant,
+        stack,
+        action,
+        token,
+        started_at,
+        finished_at,
+        outcome,
+        status,
+        reason,
+    ) = raw;
+    Ok(DeploymentRecord {
+        id,
+        generation: generation as u64,
+        tenant: parse("tenant", &tenant)?,
+        stack: parse("stack", &stack)?,
+        action,
+        token,
+        started_at: parse_time(&started_at)?,
+        finished_at: finished_at.as_deref().map(parse_time).transpose()?,
+        outcome,
+        status,
+        reason,
+    })
+}
+
+type RawAudit = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn audit_entry(raw: RawAudit) -> Result<AuditEntry, StoreError> {
+    let (seq, at, actor, tenant, action, details, prev_hash, hash) = raw;
+    Ok(AuditEntry {
+        seq: seq as u64,
+        at: parse_time(&at)?,
+        actor,
+        tenant: tenant.as_deref().map(|t| parse("tenant", t)).transpose()?,
+        action,
+        details: json(&details)?,
+        prev_hash,
+        hash,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn record_plan(&self, plan: NewPlan) -> Result<PlanRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let parent: Option<i64> =
+            tx.query_row("SELECT MAX(generation) FROM plans", [], |r| r.get(0))?;
+        let generation = parent.unwrap_or(0) + 1;
+        let created_at = now();
+        tx.execute(
+            "INSERT INTO plans (generation, parent, created_at, actor, release, manifest_digest, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                generation,
+                parent,
+                audit::timestamp(&created_at),
+                plan.actor,
+                plan.release,
+                plan.manifest_digest,
+                plan.summary.to_string()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(PlanRecord {
+            generation: generation as u64,
+            parent: parent.map(|p| p as u64),
+            created_at,
+            actor: plan.actor,
+            release: plan.release,
+            manifest_digest: plan.manifest_digest,
+            summary: plan.summary,
+        })
+    }
+
+    async fn latest_plan(&self) -> Result<Option<PlanRecord>, StoreError> {
+        let raw = self
+            .conn()
+            .query_row(
+                "SELECT generation, parent, created_at, actor, release, manifest_digest, summary
+                 FROM plans ORDER BY generation DESC LIMIT 1",
+                [],
+                plan_from_row,
+            )
+            .optional()?;
+        raw.map(plan_record).transpose()
+    }
+
+    async fn start_deployment(&self, d: NewDeployment) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO deployments (generation, tenant, stack, action, token, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                d.generation as i64,
+                d.tenant.as_str(),
+                d.stack.as_str(),
+                d.action,
+                d.token,
+                audit::timestamp(&now())
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    async fn finish_deployment(&self, id: i64, result: DeploymentResult) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE deployments SET finished_at = ?2, outcome = ?3, status = ?4, reason = ?5 WHERE id = ?1",
+            params![id, audit::timestamp(&now()), result.outcome, result.status, result.reason],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "deployment {id} does not exist"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn deployments(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, generation, tenant, stack, action, token, started_at, finished_at, outcome, status, reason
+             FROM deployments WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![tenant.map(TenantId::as_str), limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })?;
+        rows.map(|r| deployment_record(r?)).collect()
+    }
+
+    async fn tenant_generation(&self, tenant: &TenantId) -> Result<Option<u64>, StoreError> {
+        let g: Option<i64> = self.conn().query_row(
+            "SELECT MAX(generation) FROM deployments WHERE tenant = ?1",
+            [tenant.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(g.map(|g| g as u64))
+    }
+
+    async fn put_outputs(&self, o: StoredOutputs) -> Result<(), StoreError> {
+        let outputs =
+            serde_json::to_string(&o.outputs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn().execute(
+            "INSERT INTO outputs (tenant, stack, release, template_hash, outputs, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tenant, stack) DO UPDATE SET release = excluded.release,
+               template_hash = excluded.template_hash, outputs = excluded.outputs, recorded_at = excluded.recorded_at",
+            params![
+                o.tenant.as_str(),
+                o.stack.as_str(),
+                o.release,
+                o.template_hash,
+                outputs,
+                audit::timestamp(&o.recorded_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn outputs(
+        &self,
+        tenant: &TenantId,
+        stack: StackKind,
+    ) -> Result<Option<StoredOutputs>, StoreError> {
+        let raw: Option<(String, String, String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT release, template_hash, outputs, recorded_at FROM outputs WHERE tenant = ?1 AND stack = ?2",
+                params![tenant.as_str(), stack.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        raw.map(|(release, template_hash, outputs, recorded_at)| {
+            Ok(StoredOutputs {
+                tenant: tenant.clone(),
+                stack,
+                release,
+                template_hash,
+                outputs: serde_json::from_str(&outputs)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                recorded_at: parse_time(&recorded_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_stack_state(&self, s: StackState) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO stack_states (tenant, stack, status, release, template_hash, last_outcome, last_reason, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (tenant, stack) DO UPDATE SET status = excluded.status, release = excluded.release,
+               template_hash = excluded.template_hash, last_outcome = excluded.last_outcome,
+               last_reason = excluded.last_reason, updated_at = excluded.updated_at",
+            params![
+                s.tenant.as_str(),
+                s.stack.as_str(),
+                s.status,
+                s.release,
+                s.template_hash,
+                s.last_outcome,
+                s.last_reason,
+                audit::timestamp(&s.updated_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn stack_states(&self) -> Result<Vec<StackState>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT tenant, stack, status, release, template_hash, last_outcome, last_reason, updated_at
+             FROM stack_states ORDER BY tenant, stack",
+        )?;
+        type Raw = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let rows = stmt.query_map([], |r| -> rusqlite::Result<Raw> {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (
+                tenant,
+                stack,
+                status,
+                release,
+                template_hash,
+                last_outcome,
+                last_reason,
+                updated_at,
+            ) = row?;
+            Ok(StackState {
+                tenant: parse("tenant", &tenant)?,
+                stack: parse("stack", &stack)?,
+                status,
+                release,
+                template_hash,
+                last_outcome,
+                last_reason,
+                updated_at: parse_time(&updated_at)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn append_audit(&self, e: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq as u64 + 1, hash),
+            None => (1, GENESIS.to_owned()),
+        };
+        let at = now();
+        let hash = audit::entry_hash(
+            &prev_hash,
+            seq,
+            &at,
+            &e.actor,
+            e.tenant.as_ref(),
+            &e.action,
+            &e.details,
+        );
+        tx.execute(
+            "INSERT INTO audit (seq, at, actor, tenant, action, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                seq as i64,
+                audit::timestamp(&at),
+                e.actor,
+                e.tenant.as_ref().map(TenantId::as_str),
+                e.action,
+                stacks::template::canonical_json(&e.details),
+                prev_hash,
+                hash
+            ],
+        )?;
+        tx.commit()?;
+        Ok(AuditEntry {
+            seq,
+            at,
+            actor: e.actor,
+            tenant: e.tenant,
+            action: e.action,
+            details: e.details,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, actor, tenant, action, details, prev_hash, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })?;
+        rows.map(|r| audit_entry(r?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tenant() -> TenantId {
+        "acme".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn plans_get_increasing_generations_with_parents() {
+        let store = SqliteStore::in_memory().unwrap();
+        let new = || NewPlan {
+            actor: "op".into(),
+            release: "2026.11.0".into(),
+            manifest_digest: "d".into(),
+            summary: json!({}),
+        };
+        let first = store.record_plan(new()).await.unwrap();
+        let second = store.record_plan(new()).await.unwrap();
+        assert_eq!((first.generation, first.parent), (1, None));
+        assert_eq!((second.generation, second.parent), (2, Some(1)));
+        assert_eq!(store.latest_plan().await.unwrap().unwrap(), second);
+    }
+
+    #[tokio::test]
+    async fn deployments_outputs_and_states_round_trip() {
+        let store = SqliteStore::in_memory().unwrap();
+        let plan = store
+            .record_plan(NewPlan {
+                actor: "op".into(),
+                release: "r".into(),
+                manifest_digest: "d".into(),
+                summary: json!([]),
+            })
+            .await
+            .unwrap();
+        let id = store
+            .start_deployment(NewDeployment {
+                generation: plan.generation,
+                tenant: tenant(),
+                stack: StackKind::Storage,
+                action: "create".into(),
+                token: "t".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .finish_deployment(
+                id,
+                DeploymentResult {
+                    outcome: "failed".into(),
+                    status: Some("ROLLBACK_COMPLETE".into()),
+                    reason: Some("boom".into()),
+                },
+            )
+            .await
+            .unwrap();
+        let d = &store.deployments(Some(&tenant()), 10).await.unwrap()[0];
+        assert_eq!(
+            (d.outcome.as_deref(), d.reason.as_deref()),
+            (Some("failed"), Some("boom"))
+        );
+        assert!(d.finished_at.is_some());
+        assert_eq!(store.tenant_generation(&tenant()).await.unwrap(), Some(1));
+        assert!(
+            store
+                .finish_deployment(
+                    999,
+                    DeploymentResult {
+                        outcome: "x".into(),
+                        status: None,
+                        reason: None
+                    }
+                )
+                .await
+                .is_err()
+        );
+
+        let outputs = StoredOutputs {
+            tenant: tenant(),
+            stack: StackKind::Storage,
+            release: "r".into(),
+            template_hash: "h".into(),
+            outputs: [("BucketName".to_owned(), "b".to_owned())].into(),
+            recorded_at: now(),
+        };
+        store.put_outputs(outputs.clone()).await.unwrap();
+        store.put_outputs(outputs.clone()).await.unwrap();
+        assert_eq!(
+            store.outputs(&tenant(), StackKind::Storage).await.unwrap(),
+            Some(outputs)
+        );
+        assert_eq!(
+            store.outputs(&tenant(), StackKind::Worker).await.unwrap(),
+            None
+        );
+
+        let state = StackState {
+            tenant: tenant(),
+            stack: StackKind::Worker,
+            status: Some("CREATE_COMPLETE".into()),
+            release: Some("r".into()),
+            template_hash: Some("h".into()),
+            last_outcome: Some("succeeded".into()),
+            last_reason: None,
+            updated_at: now(),
+        };
+        store.put_stack_state(state.clone()).await.unwrap();
+        assert_eq!(store.stack_states().await.unwrap(), vec![state]);
+    }
+
+    #[tokio::test]
+    async fn audit_chain_verifies_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        for i in 0..4 {
+            store
+                .append_audit(NewAuditEntry {
+                    actor: "arn:aws:sts::111111111111:assumed-role/r/alice".into(),
+                    tenant: Some(tenant()),
+                    action: "deploy.stack".into(),
+                    details: json!({"n": i, "digest": audit::digest(b"x")}),
+                })
+                .await
+                .unwrap();
+        }
+        let entries = store.audit_entries(0, 100).await.unwrap();
+        assert_eq!(audit::verify(&entries), Ok(4));
+        assert_eq!(store.audit_entries(2, 100).await.unwrap().len(), 2);
+
+        // Edit a row behind the store's back.
+        store
+            .conn()
+            .execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", [])
+            .unwrap();
+        let broken = audit::verify(&store.audit_entries(0, 100).await.unwrap()).unwrap_err();
+        assert_eq!(broken.seq, 3);
+        assert!(broken.reason.contains("edited"));
+
+        // Delete a row.
+        let store2 = SqliteStore::open(&path).unwrap();
+        store2
+            .conn()
+            .execute("DELETE FROM audit WHERE seq = 2", [])
+            .unwrap();
+        let broken = audit::verify(&store2.audit_entries(0, 100).await.unwrap()).unwrap_err();
+        assert_eq!(broken.seq, 3);
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_and_nothing_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/state.db");
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::MissingDirectory(_))
+        ));
+        assert!(!dir.path().join("no").exists());
+    }
+
+    #[test]
+    fn reopening_does_not_reapply_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let store = SqliteStore::open(&path).unwrap();
+        let n: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
