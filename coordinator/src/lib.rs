@@ -7,9 +7,13 @@
 //! the accounts, plan, apply, roll out and heartbeat. [`cli`] is the
 //! `coordinator` binary's front end; [`schemas`] publishes the JSON Schemas.
 
+pub mod access;
 pub mod aws;
 pub mod cli;
 pub mod desired;
 pub mod manifest;
+pub mod observe;
+pub mod plan;
 pub mod schemas;
 pub mod store;
+pub mod wait;

@@ -36,7 +36,12 @@ impl fmt::Debug for TenantCredentials {
 impl TenantCredentials {
     /// Credentials that `sts` (the operator's) obtains with `request`.
     pub fn new(sts: Arc<dyn Sts>, request: RoleRequest) -> Self {
-        Self { sts, request, margin: REFRESH_MARGIN, current: Mutex::new(None) }
+        Self {
+            sts,
+            request,
+            margin: REFRESH_MARGIN,
+            current: Mutex::new(None),
+        }
     }
 
     /// With a different refresh margin (tests).

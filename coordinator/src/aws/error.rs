@@ -50,8 +50,19 @@ pub struct AwsError {
 
 impl AwsError {
     /// An error of `kind` from `service`'s `operation`.
-    pub fn new(kind: ErrorKind, service: &'static str, operation: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, service, operation, code: None, message: message.into() }
+    pub fn new(
+        kind: ErrorKind,
+        service: &'static str,
+        operation: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            service,
+            operation,
+            code: None,
+            message: message.into(),
+        }
     }
 
     /// With the service's error code.
@@ -65,20 +76,39 @@ impl AwsError {
     pub fn classify(code: Option<&str>, message: &str) -> ErrorKind {
         let code = code.unwrap_or_default();
         match code {
-            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "InvalidClientTokenId"
-            | "ExpiredToken" | "ExpiredTokenException" | "SignatureDoesNotMatch" | "UnrecognizedClientException"
-            | "AuthFailure" | "InsufficientCapabilitiesException" | "403" => ErrorKind::AccessDenied,
-            "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "SignatureDoesNotMatch"
+            | "UnrecognizedClientException"
+            | "AuthFailure"
+            | "InsufficientCapabilitiesException"
+            | "403" => ErrorKind::AccessDenied,
+            "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
             | "ThrottledException" => ErrorKind::Throttled,
             "AlreadyExistsException" | "TokenAlreadyExistsException" => ErrorKind::AlreadyExists,
-            "ChangeSetNotFound" | "ChangeSetNotFoundException" | "StackNotFoundException" | "NotFound"
+            "ChangeSetNotFound"
+            | "ChangeSetNotFoundException"
+            | "StackNotFoundException"
+            | "NotFound"
             | "ResourceNotFoundException" => ErrorKind::NotFound,
-            "ValidationError" if message.contains("No updates are to be performed") => ErrorKind::NoUpdates,
+            "ValidationError" if message.contains("No updates are to be performed") => {
+                ErrorKind::NoUpdates
+            }
             "ValidationError" if message.contains("does not exist") => ErrorKind::NotFound,
-            "ValidationError" | "ValidationException" | "InvalidParameterValue" | "InvalidParameterCombination"
+            "ValidationError"
+            | "ValidationException"
+            | "InvalidParameterValue"
+            | "InvalidParameterCombination"
             | "MalformedPolicyDocument" => ErrorKind::Validation,
-            "InternalFailure" | "ServiceUnavailable" | "InternalError" | "RequestTimeout" | "500" | "502" | "503"
-            | "504" => ErrorKind::Transient,
+            "InternalFailure" | "ServiceUnavailable" | "InternalError" | "RequestTimeout"
+            | "500" | "502" | "503" | "504" => ErrorKind::Transient,
             _ => ErrorKind::Other,
         }
     }
@@ -105,11 +135,26 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(AwsError::classify(Some("AccessDenied"), ""), ErrorKind::AccessDenied);
-        assert_eq!(AwsError::classify(Some("ValidationError"), "No updates are to be performed."), ErrorKind::NoUpdates);
-        assert_eq!(AwsError::classify(Some("ValidationError"), "Stack with id x does not exist"), ErrorKind::NotFound);
-        assert_eq!(AwsError::classify(Some("ValidationError"), "bad template"), ErrorKind::Validation);
-        assert_eq!(AwsError::classify(Some("Throttling"), "Rate exceeded"), ErrorKind::Throttled);
+        assert_eq!(
+            AwsError::classify(Some("AccessDenied"), ""),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            AwsError::classify(Some("ValidationError"), "No updates are to be performed."),
+            ErrorKind::NoUpdates
+        );
+        assert_eq!(
+            AwsError::classify(Some("ValidationError"), "Stack with id x does not exist"),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            AwsError::classify(Some("ValidationError"), "bad template"),
+            ErrorKind::Validation
+        );
+        assert_eq!(
+            AwsError::classify(Some("Throttling"), "Rate exceeded"),
+            ErrorKind::Throttled
+        );
         assert!(ErrorKind::Throttled.is_retryable() && !ErrorKind::AccessDenied.is_retryable());
     }
 }

@@ -55,7 +55,13 @@ impl SessionName {
     pub fn sanitize(text: &str) -> Self {
         let mut name: String = text
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(64)
             .collect();
         while name.len() < 2 {
@@ -266,13 +272,27 @@ pub trait CloudFormation: Send + Sync + fmt::Debug {
     /// `CreateChangeSet` (type `UPDATE`); returns the change set id.
     async fn create_change_set(&self, request: &CreateChangeSet) -> Result<String, AwsError>;
     /// `DescribeChangeSet` (first page of changes).
-    async fn describe_change_set(&self, stack: &str, change_set: &str) -> Result<ChangeSetDescription, AwsError>;
+    async fn describe_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<ChangeSetDescription, AwsError>;
     /// `ExecuteChangeSet`.
-    async fn execute_change_set(&self, stack: &str, change_set: &str, token: &str) -> Result<(), AwsError>;
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        token: &str,
+    ) -> Result<(), AwsError>;
     /// `DeleteChangeSet`.
     async fn delete_change_set(&self, stack: &str, change_set: &str) -> Result<(), AwsError>;
     /// `DeleteStack`.
-    async fn delete_stack(&self, stack: &str, role_arn: Option<&RoleArn>, token: &str) -> Result<(), AwsError>;
+    async fn delete_stack(
+        &self,
+        stack: &str,
+        role_arn: Option<&RoleArn>,
+        token: &str,
+    ) -> Result<(), AwsError>;
     /// `ContinueUpdateRollback`, skipping the named resources.
     async fn continue_update_rollback(
         &self,
@@ -293,5 +313,9 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// STS acting as a tenant, with credentials from `credentials`.
     fn tenant_sts(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sts>;
     /// CloudFormation in a tenant's account and region.
-    fn tenant_cloudformation(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn CloudFormation>;
+    fn tenant_cloudformation(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> Arc<dyn CloudFormation>;
 }

@@ -65,19 +65,37 @@ const TABLE: &[(&str, StackStatus)] = &[
     ("DELETE_FAILED", StackStatus::DeleteFailed),
     ("DELETE_COMPLETE", StackStatus::DeleteComplete),
     ("UPDATE_IN_PROGRESS", StackStatus::UpdateInProgress),
-    ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", StackStatus::UpdateCompleteCleanupInProgress),
+    (
+        "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+        StackStatus::UpdateCompleteCleanupInProgress,
+    ),
     ("UPDATE_COMPLETE", StackStatus::UpdateComplete),
     ("UPDATE_FAILED", StackStatus::UpdateFailed),
-    ("UPDATE_ROLLBACK_IN_PROGRESS", StackStatus::UpdateRollbackInProgress),
+    (
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        StackStatus::UpdateRollbackInProgress,
+    ),
     ("UPDATE_ROLLBACK_FAILED", StackStatus::UpdateRollbackFailed),
-    ("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", StackStatus::UpdateRollbackCompleteCleanupInProgress),
-    ("UPDATE_ROLLBACK_COMPLETE", StackStatus::UpdateRollbackComplete),
+    (
+        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+        StackStatus::UpdateRollbackCompleteCleanupInProgress,
+    ),
+    (
+        "UPDATE_ROLLBACK_COMPLETE",
+        StackStatus::UpdateRollbackComplete,
+    ),
     ("REVIEW_IN_PROGRESS", StackStatus::ReviewInProgress),
     ("IMPORT_IN_PROGRESS", StackStatus::ImportInProgress),
     ("IMPORT_COMPLETE", StackStatus::ImportComplete),
-    ("IMPORT_ROLLBACK_IN_PROGRESS", StackStatus::ImportRollbackInProgress),
+    (
+        "IMPORT_ROLLBACK_IN_PROGRESS",
+        StackStatus::ImportRollbackInProgress,
+    ),
     ("IMPORT_ROLLBACK_FAILED", StackStatus::ImportRollbackFailed),
-    ("IMPORT_ROLLBACK_COMPLETE", StackStatus::ImportRollbackComplete),
+    (
+        "IMPORT_ROLLBACK_COMPLETE",
+        StackStatus::ImportRollbackComplete,
+    ),
 ];
 
 impl StackStatus {
@@ -85,13 +103,21 @@ impl StackStatus {
     pub fn as_str(&self) -> &str {
         match self {
             StackStatus::Unknown(s) => s,
-            known => TABLE.iter().find(|(_, s)| s == known).map(|(t, _)| *t).unwrap_or("UNKNOWN"),
+            known => TABLE
+                .iter()
+                .find(|(_, s)| s == known)
+                .map(|(t, _)| *t)
+                .unwrap_or("UNKNOWN"),
         }
     }
 
     /// Parses the AWS spelling; unknown values are kept as `Unknown`.
     pub fn parse(s: &str) -> Self {
-        TABLE.iter().find(|(t, _)| *t == s).map(|(_, st)| st.clone()).unwrap_or_else(|| StackStatus::Unknown(s.into()))
+        TABLE
+            .iter()
+            .find(|(t, _)| *t == s)
+            .map(|(_, st)| st.clone())
+            .unwrap_or_else(|| StackStatus::Unknown(s.into()))
     }
 
     /// No operation is running: the status will not change by itself.
@@ -105,15 +131,21 @@ impl StackStatus {
         match self {
             CreateComplete | UpdateComplete | ImportComplete | DeleteComplete => Sentiment::Success,
             UpdateRollbackComplete | ImportRollbackComplete => Sentiment::RolledBack,
-            CreateFailed | RollbackFailed | RollbackComplete | DeleteFailed | UpdateFailed | UpdateRollbackFailed
-            | ImportRollbackFailed => Sentiment::NeedsRecovery,
+            CreateFailed | RollbackFailed | RollbackComplete | DeleteFailed | UpdateFailed
+            | UpdateRollbackFailed | ImportRollbackFailed => Sentiment::NeedsRecovery,
             // REVIEW_IN_PROGRESS is a stack that holds only an unexecuted
             // CREATE change set: nothing will move it but an operator.
             ReviewInProgress => Sentiment::NeedsRecovery,
             Unknown(_) => Sentiment::NeedsRecovery,
-            CreateInProgress | RollbackInProgress | DeleteInProgress | UpdateInProgress
-            | UpdateCompleteCleanupInProgress | UpdateRollbackInProgress | UpdateRollbackCompleteCleanupInProgress
-            | ImportInProgress | ImportRollbackInProgress => Sentiment::InProgress,
+            CreateInProgress
+            | RollbackInProgress
+            | DeleteInProgress
+            | UpdateInProgress
+            | UpdateCompleteCleanupInProgress
+            | UpdateRollbackInProgress
+            | UpdateRollbackCompleteCleanupInProgress
+            | ImportInProgress
+            | ImportRollbackInProgress => Sentiment::InProgress,
         }
     }
 }
@@ -188,9 +220,18 @@ mod tests {
 
     #[test]
     fn sentiments() {
-        assert_eq!(StackStatus::parse("UPDATE_ROLLBACK_COMPLETE").sentiment(), Sentiment::RolledBack);
-        assert_eq!(StackStatus::parse("ROLLBACK_COMPLETE").sentiment(), Sentiment::NeedsRecovery);
-        assert_eq!(StackStatus::parse("UPDATE_ROLLBACK_FAILED").sentiment(), Sentiment::NeedsRecovery);
+        assert_eq!(
+            StackStatus::parse("UPDATE_ROLLBACK_COMPLETE").sentiment(),
+            Sentiment::RolledBack
+        );
+        assert_eq!(
+            StackStatus::parse("ROLLBACK_COMPLETE").sentiment(),
+            Sentiment::NeedsRecovery
+        );
+        assert_eq!(
+            StackStatus::parse("UPDATE_ROLLBACK_FAILED").sentiment(),
+            Sentiment::NeedsRecovery
+        );
         assert!(!StackStatus::parse("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS").is_settled());
         assert!(StackStatus::parse("CREATE_COMPLETE").is_settled());
     }

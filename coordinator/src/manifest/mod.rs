@@ -116,6 +116,19 @@ pub fn load(path: &Path) -> Result<Validated, Invalid> {
         };
         fail(Diagnostic::in_text(&file, None, None, message, hint), None)
     })?;
+    from_text(path, text)
+}
+
+/// Validates manifest `text` as if read from `path` (tests, stdin).
+pub fn from_text(path: &Path, text: String) -> Result<Validated, Invalid> {
+    let file = path.display().to_string();
+    let fail = |diagnostic: Diagnostic, text: Option<String>| Invalid {
+        file: file.clone(),
+        report: Report {
+            diagnostics: vec![diagnostic],
+            text,
+        },
+    };
     if text.trim().is_empty() {
         let message = format!("{file} is empty");
         let hint = "a fleet manifest needs [coordinator], [release], [rollout] and [[tenants]]; \
