@@ -1,1 +1,900 @@
-//! AWS SDK implementations of the seam (in progress).
+//! The seam implemented with the AWS SDK for Rust: [`SdkConnector`] builds
+//! [`SdkSts`] and [`SdkCloudFormation`] clients for the operator and for
+//! tenants, and every SDK error becomes one classified [`AwsError`].
+//!
+//! # Configuration
+//!
+//! The base configuration is the SDK's standard one
+//! (`aws_config::defaults(BehaviorVersion::latest())`): the default
+//! credential chain, profiles, `AWS_REGION` and `AWS_ENDPOINT_URL` (which is
+//! how the tests and `./dev demo` point it at moto). On top of it, in this
+//! file only ([`retry_config`], [`timeout_config`]):
+//!
+//! - **Retries**: the SDK's standard mode, at most [`MAX_ATTEMPTS`] (5)
+//!   attempts per call, exponential backoff with jitter from
+//!   [`INITIAL_BACKOFF`] (200 ms) up to [`MAX_BACKOFF`] (10 s). The SDK
+//!   retries throttling, 5xx and I/O errors itself; what reaches the caller
+//!   has used up those attempts.
+//! - **Timeouts**: connect [`CONNECT_TIMEOUT`] (5 s), each attempt
+//!   [`ATTEMPT_TIMEOUT`] (30 s), the whole call with its retries
+//!   [`OPERATION_TIMEOUT`] (120 s).
+//!
+//! Tenant clients use the same base configuration with the tenant's region
+//! and a credentials provider over [`TenantCredentials`] (AssumeRole, cached
+//! and refreshed there; the SDK's identity cache sits in front and asks again
+//! when the reported expiry comes near).
+//!
+//! # What this module must never do
+//!
+//! - Log, format or put into an error any credential: secret keys and session
+//!   tokens stay in [`SecretString`]s until handed to the SDK, and error
+//!   messages are built from service error codes and messages, never from
+//!   raw response bodies (an `AssumeRole` body holds credentials).
+//! - Retry on its own: one SDK call per trait call. Waiting for stacks to
+//!   settle belongs to the caller.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::types as cfn;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret as _, SecretString};
+use stacks::Parameter;
+use stacks::ids::{AccountId, Region, RoleArn};
+
+use super::{
+    AwsError, CallerIdentity, ChangeSetDescription, ChangeSetStatus, CloudFormation, Connector,
+    CreateChangeSet, CreateStack, ErrorKind, ResourceChange, RoleRequest, Session, StackCapability,
+    StackDescription, StackEvent, StackStatus, Sts, TenantCredentials,
+};
+
+/// Most attempts the SDK makes for one call (the first one included).
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Backoff before the first retry; it doubles (with jitter) per retry.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest backoff between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest wait for a TCP/TLS connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest one attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one call may take, retries and backoff included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Name the SDK shows for credentials that come from a tenant's AssumeRole.
+const TENANT_PROVIDER_NAME: &str = "docproc-tenant-assume-role";
+
+const STS: &str = "sts";
+const CLOUDFORMATION: &str = "cloudformation";
+
+/// The retry policy of every client: standard mode, [`MAX_ATTEMPTS`],
+/// backoff from [`INITIAL_BACKOFF`] to [`MAX_BACKOFF`].
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+/// The timeouts of every client: [`CONNECT_TIMEOUT`], [`ATTEMPT_TIMEOUT`],
+/// [`OPERATION_TIMEOUT`].
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Builds SDK clients for the operator and for tenants from one base
+/// configuration. Building a client is cheap; none are cached.
+#[derive(Clone)]
+pub struct SdkConnector {
+    config: SdkConfig,
+}
+
+impl fmt::Debug for SdkConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the SdkConfig: it holds the credentials provider.
+        f.debug_struct("SdkConnector")
+            .field("region", &self.config.region().map(|r| r.as_ref()))
+            .field("endpoint_url", &self.config.endpoint_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SdkConnector {
+    /// The standard configuration (credential chain, profiles,
+    /// `AWS_ENDPOINT_URL`, ...) with this module's retries and timeouts;
+    /// `region` overrides the configured region.
+    pub async fn from_env(region: Option<Region>) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry_config())
+            .timeout_config(timeout_config());
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.as_str()));
+        }
+        Self::from_config(loader.load().await)
+    }
+
+    /// A connector over a ready configuration (tests point it at moto this
+    /// way). The retry policy is always this module's; timeouts the
+    /// configuration sets are kept and the others filled in from
+    /// [`timeout_config`].
+    pub fn from_config(config: SdkConfig) -> Self {
+        let timeouts = config
+            .timeout_config()
+            .map(TimeoutConfig::to_builder)
+            .unwrap_or_default()
+            .take_unset_from(timeout_config().into_builder())
+            .build();
+        let config = config
+            .into_builder()
+            .retry_config(retry_config())
+            .timeout_config(timeouts)
+            .build();
+        Self { config }
+    }
+
+    /// The base configuration with a tenant's credentials and region.
+    fn tenant_config(&self, credentials: Arc<TenantCredentials>, region: Region) -> SdkConfig {
+        self.config
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(TenantCredentialsProvider(
+                credentials,
+            )))
+            .region(aws_config::Region::new(region.as_str()))
+            .build()
+    }
+
+    /// CloudFormation with the operator's own credentials in `region` (not
+    /// part of [`Connector`]: the coordinator deploys only into tenant
+    /// accounts; tests use it to look at the operator's account).
+    pub fn operator_cloudformation(&self, region: Region) -> Arc<dyn CloudFormation> {
+        let config = self
+            .config
+            .to_builder()
+            .region(aws_config::Region::new(region.as_str()))
+            .build();
+        Arc::new(SdkCloudFormation::new(aws_sdk_cloudformation::Client::new(
+            &config,
+        )))
+    }
+}
+
+impl Connector for SdkConnector {
+    fn operator_sts(&self) -> Arc<dyn Sts> {
+        Arc::new(SdkSts::new(aws_sdk_sts::Client::new(&self.config)))
+    }
+
+    fn tenant_sts(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sts> {
+        let config = self.tenant_config(credentials, region);
+        Arc::new(SdkSts::new(aws_sdk_sts::Client::new(&config)))
+    }
+
+    fn tenant_cloudformation(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> Arc<dyn CloudFormation> {
+        let config = self.tenant_config(credentials, region);
+        Arc::new(SdkCloudFormation::new(aws_sdk_cloudformation::Client::new(
+            &config,
+        )))
+    }
+}
+
+/// Hands a tenant's AssumeRole session to the SDK.
+#[derive(Debug)]
+struct TenantCredentialsProvider(Arc<TenantCredentials>);
+
+impl ProvideCredentials for TenantCredentialsProvider {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            let session = self
+                .0
+                .session()
+                .await
+                .map_err(CredentialsError::provider_error)?;
+            Ok(Credentials::new(
+                session.access_key_id,
+                session.secret_access_key.expose_secret(),
+                Some(session.session_token.expose_secret().to_owned()),
+                Some(SystemTime::from(session.expiration)),
+                TENANT_PROVIDER_NAME,
+            ))
+        })
+    }
+}
+
+/// [`Sts`] over the SDK's STS client.
+#[derive(Clone)]
+pub struct SdkSts {
+    client: aws_sdk_sts::Client,
+}
+
+impl fmt::Debug for SdkSts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SdkSts")
+            .field("region", &self.client.config().region().map(|r| r.as_ref()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SdkSts {
+    /// Wraps a client.
+    pub fn new(client: aws_sdk_sts::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl Sts for SdkSts {
+    async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+        const OP: &str = "GetCallerIdentity";
+        let out = self
+            .client
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| sdk_error(STS, OP, e))?;
+        let account = required(STS, OP, "Account", out.account())?;
+        let account: AccountId = account.parse().map_err(|_| {
+            AwsError::new(
+                ErrorKind::Other,
+                STS,
+                OP,
+                format!("the response's account {account:?} is not a 12-digit account id"),
+            )
+        })?;
+        Ok(CallerIdentity {
+            account,
+            arn: required(STS, OP, "Arn", out.arn())?.to_owned(),
+            user_id: required(STS, OP, "UserId", out.user_id())?.to_owned(),
+        })
+    }
+
+    async fn assume_role(&self, request: &RoleRequest) -> Result<Session, AwsError> {
+        const OP: &str = "AssumeRole";
+        let duration = i32::try_from(request.duration.as_secs()).map_err(|_| {
+            AwsError::new(
+                ErrorKind::Validation,
+                STS,
+                OP,
+                format!("session duration {:?} is too long", request.duration),
+            )
+        })?;
+        let out = self
+            .client
+            .assume_role()
+            .role_arn(request.role_arn.as_str())
+            .set_external_id(
+                request
+                    .external_id
+                    .as_ref()
+                    .map(|id| id.as_str().to_owned()),
+            )
+            .role_session_name(request.session_name.as_str())
+            .set_source_identity(
+                request
+                    .source_identity
+                    .as_ref()
+                    .map(|s| s.as_str().to_owned()),
+            )
+            .duration_seconds(duration)
+            .send()
+            .await
+            .map_err(|e| sdk_error(STS, OP, e))?;
+        let credentials = required(STS, OP, "Credentials", out.credentials())?;
+        let expiration = to_chrono(credentials.expiration())
+            .ok_or_else(|| missing(STS, OP, "a valid Credentials.Expiration"))?;
+        Ok(Session {
+            access_key_id: credentials.access_key_id().to_owned(),
+            secret_access_key: SecretString::from(credentials.secret_access_key()),
+            session_token: SecretString::from(credentials.session_token()),
+            expiration,
+        })
+    }
+}
+
+/// [`CloudFormation`] over the SDK's CloudFormation client.
+#[derive(Clone)]
+pub struct SdkCloudFormation {
+    client: aws_sdk_cloudformation::Client,
+}
+
+impl fmt::Debug for SdkCloudFormation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SdkCloudFormation")
+            .field("region", &self.client.config().region().map(|r| r.as_ref()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SdkCloudFormation {
+    /// Wraps a client.
+    pub fn new(client: aws_sdk_cloudformation::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn parameters(parameters: &[Parameter]) -> Vec<cfn::Parameter> {
+    parameters
+        .iter()
+        .map(|p| {
+            cfn::Parameter::builder()
+                .parameter_key(&p.parameter_key)
+                .parameter_value(&p.parameter_value)
+                .build()
+        })
+        .collect()
+}
+
+fn tags(tags: &BTreeMap<String, String>) -> Vec<cfn::Tag> {
+    tags.iter()
+        .map(|(k, v)| cfn::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn capabilities(capabilities: &[StackCapability]) -> Vec<cfn::Capability> {
+    capabilities
+        .iter()
+        .map(|c| cfn::Capability::from(c.as_str()))
+        .collect()
+}
+
+#[async_trait]
+impl CloudFormation for SdkCloudFormation {
+    async fn describe_stack(&self, name: &str) -> Result<Option<StackDescription>, AwsError> {
+        const OP: &str = "DescribeStacks";
+        let out = match self.client.describe_stacks().stack_name(name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                // "Stack with id X does not exist" (ValidationError).
+                let error = sdk_error(CLOUDFORMATION, OP, e);
+                return match error.kind {
+                    ErrorKind::NotFound => Ok(None),
+                    _ => Err(error),
+                };
+            }
+        };
+        let Some(stack) = out.stacks().first() else {
+            return Ok(None);
+        };
+        let status = required(
+            CLOUDFORMATION,
+            OP,
+            "StackStatus",
+            stack.stack_status().map(|s| s.as_str()),
+        )?;
+        Ok(Some(StackDescription {
+            stack_id: required(CLOUDFORMATION, OP, "StackId", stack.stack_id())?.to_owned(),
+            name: required(CLOUDFORMATION, OP, "StackName", stack.stack_name())?.to_owned(),
+            status: StackStatus::parse(status),
+            status_reason: stack.stack_status_reason().map(str::to_owned),
+            parameters: stack
+                .parameters()
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.parameter_key()?.to_owned(),
+                        p.parameter_value()?.to_owned(),
+                    ))
+                })
+                .collect(),
+            outputs: stack
+                .outputs()
+                .iter()
+                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+                .collect(),
+            tags: stack
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect(),
+        }))
+    }
+
+    async fn create_stack(&self, request: &CreateStack) -> Result<String, AwsError> {
+        const OP: &str = "CreateStack";
+        let out = self
+            .client
+            .create_stack()
+            .stack_name(&request.name)
+            .template_body(&request.template_body)
+            .set_parameters(Some(parameters(&request.parameters)))
+            .set_tags(Some(tags(&request.tags)))
+            .set_role_arn(request.role_arn.as_ref().map(|r| r.as_str().to_owned()))
+            .set_capabilities(Some(capabilities(&request.capabilities)))
+            .client_request_token(&request.client_request_token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, OP, e))?;
+        Ok(required(CLOUDFORMATION, OP, "StackId", out.stack_id())?.to_owned())
+    }
+
+    async fn create_change_set(&self, request: &CreateChangeSet) -> Result<String, AwsError> {
+        const OP: &str = "CreateChangeSet";
+        let out = self
+            .client
+            .create_change_set()
+            .stack_name(&request.stack_name)
+            .change_set_name(&request.change_set_name)
+            .change_set_type(cfn::ChangeSetType::Update)
+            .template_body(&request.template_body)
+            .set_parameters(Some(parameters(&request.parameters)))
+            .set_tags(Some(tags(&request.tags)))
+            .set_role_arn(request.role_arn.as_ref().map(|r| r.as_str().to_owned()))
+            .set_capabilities(Some(capabilities(&request.capabilities)))
+            .client_token(&request.client_token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, OP, e))?;
+        Ok(required(CLOUDFORMATION, OP, "Id", out.id())?.to_owned())
+    }
+
+    async fn describe_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<ChangeSetDescription, AwsError> {
+        const OP: &str = "DescribeChangeSet";
+        let out = self
+            .client
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, OP, e))?;
+        let status = required(
+            CLOUDFORMATION,
+            OP,
+            "Status",
+            out.status().map(|s| s.as_str()),
+        )?;
+        Ok(ChangeSetDescription {
+            status: ChangeSetStatus::parse(status),
+            execution_status: out.execution_status().map(|s| s.as_str().to_owned()),
+            status_reason: out.status_reason().map(str::to_owned),
+            changes: out
+                .changes()
+                .iter()
+                .filter_map(|c| c.resource_change())
+                .map(|rc| ResourceChange {
+                    action: rc
+                        .action()
+                        .map(|a| a.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    logical_id: rc.logical_resource_id().unwrap_or_default().to_owned(),
+                    resource_type: rc.resource_type().unwrap_or_default().to_owned(),
+                    replacement: rc.replacement().map(|r| r.as_str().to_owned()),
+                })
+                .collect(),
+        })
+    }
+
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        token: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .execute_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .client_request_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, "ExecuteChangeSet", e))?;
+        Ok(())
+    }
+
+    async fn delete_change_set(&self, stack: &str, change_set: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, "DeleteChangeSet", e))?;
+        Ok(())
+    }
+
+    async fn delete_stack(
+        &self,
+        stack: &str,
+        role_arn: Option<&RoleArn>,
+        token: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .delete_stack()
+            .stack_name(stack)
+            .set_role_arn(role_arn.map(|r| r.as_str().to_owned()))
+            .client_request_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, "DeleteStack", e))?;
+        Ok(())
+    }
+
+    async fn continue_update_rollback(
+        &self,
+        stack: &str,
+        skip_resources: &[String],
+        role_arn: Option<&RoleArn>,
+        token: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .continue_update_rollback()
+            .stack_name(stack)
+            .set_resources_to_skip((!skip_resources.is_empty()).then(|| skip_resources.to_vec()))
+            .set_role_arn(role_arn.map(|r| r.as_str().to_owned()))
+            .client_request_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, "ContinueUpdateRollback", e))?;
+        Ok(())
+    }
+
+    async fn stack_events(&self, stack: &str) -> Result<Vec<StackEvent>, AwsError> {
+        const OP: &str = "DescribeStackEvents";
+        let out = self
+            .client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| sdk_error(CLOUDFORMATION, OP, e))?;
+        // CloudFormation returns the newest event first; the order is kept.
+        out.stack_events()
+            .iter()
+            .map(|e| {
+                let timestamp = required(CLOUDFORMATION, OP, "Timestamp", e.timestamp())?;
+                Ok(StackEvent {
+                    event_id: required(CLOUDFORMATION, OP, "EventId", e.event_id())?.to_owned(),
+                    timestamp: to_chrono(timestamp)
+                        .ok_or_else(|| missing(CLOUDFORMATION, OP, "a valid Timestamp"))?,
+                    logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
+                    resource_type: e.resource_type().unwrap_or_default().to_owned(),
+                    status: e
+                        .resource_status()
+                        .map(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    reason: e.resource_status_reason().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+}
+
+fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}
+
+/// A field the service should always send but did not.
+fn missing(service: &'static str, operation: &'static str, field: &str) -> AwsError {
+    AwsError::new(
+        ErrorKind::Other,
+        service,
+        operation,
+        format!("the response has no {field}"),
+    )
+}
+
+fn required<T>(
+    service: &'static str,
+    operation: &'static str,
+    field: &str,
+    value: Option<T>,
+) -> Result<T, AwsError> {
+    value.ok_or_else(|| missing(service, operation, field))
+}
+
+/// The one mapping from an SDK error to an [`AwsError`].
+///
+/// - A failure to obtain a tenant's credentials surfaces as the [`AwsError`]
+///   of the `AssumeRole` that failed (so an access-denied AssumeRole stays
+///   access denied), its message saying which call needed them.
+/// - Other credential-loading failures are [`ErrorKind::AccessDenied`]
+///   (there is nothing to act with), except a provider timeout (transient).
+/// - Timeouts and dispatch failures (connection refused, reset, ...) are
+///   [`ErrorKind::Transient`].
+/// - Service errors are classified by [`AwsError::classify`] on their code
+///   and message; without a code the HTTP status decides (moto sends some
+///   auth errors in a body the SDK cannot parse: a bare 403 is access denied,
+///   5xx transient).
+///
+/// Messages never include raw response bodies or credentials.
+fn sdk_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    error: SdkError<E, HttpResponse>,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    if let Some(cause) = find_in_chain::<AwsError>(&error) {
+        let mut cause = cause.clone();
+        cause.message = format!("credentials for {service} {operation}: {}", cause.message);
+        return cause;
+    }
+    if let Some(cause) = find_in_chain::<CredentialsError>(&error) {
+        let kind = match cause {
+            CredentialsError::ProviderTimedOut(_) => ErrorKind::Transient,
+            _ => ErrorKind::AccessDenied,
+        };
+        // Only the top-level text: the sources of a provider's error may
+        // quote configuration files.
+        return AwsError::new(kind, service, operation, format!("no credentials: {cause}"));
+    }
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    match &error {
+        SdkError::TimeoutError(_) => {
+            AwsError::new(ErrorKind::Transient, service, operation, "timed out")
+        }
+        SdkError::DispatchFailure(failure) => {
+            let message = match failure.as_connector_error() {
+                Some(connector) => format!("request failed: {}", DisplayErrorContext(connector)),
+                None => "request failed".to_owned(),
+            };
+            AwsError::new(ErrorKind::Transient, service, operation, message)
+        }
+        SdkError::ConstructionFailure(_) => AwsError::new(
+            ErrorKind::Validation,
+            service,
+            operation,
+            format!(
+                "could not build the request: {}",
+                DisplayErrorContext(&error)
+            ),
+        ),
+        SdkError::ServiceError(_) => {
+            let code = error.code();
+            let message = error.message().unwrap_or_default();
+            let kind = match (code, status) {
+                (Some(code), _) => AwsError::classify(Some(code), message),
+                (None, Some(status)) => classify_status(status),
+                (None, None) => ErrorKind::Other,
+            };
+            let message = match (message, status) {
+                ("", Some(status)) => format!("HTTP {status} without an error message"),
+                (message, _) => message.to_owned(),
+            };
+            let error = AwsError::new(kind, service, operation, message);
+            match code {
+                Some(code) => error.with_code(code),
+                None => error,
+            }
+        }
+        // A response the SDK could not parse (the body is not shown: it may
+        // be anything, even credentials).
+        _ => {
+            let kind = status.map(classify_status).unwrap_or(ErrorKind::Other);
+            let message = match status {
+                Some(status) => format!("unparseable response with HTTP status {status}"),
+                None => "unparseable response".to_owned(),
+            };
+            AwsError::new(kind, service, operation, message)
+        }
+    }
+}
+
+/// Classifies a response by its HTTP status alone.
+fn classify_status(status: u16) -> ErrorKind {
+    match status {
+        429 => ErrorKind::Throttled,
+        _ => AwsError::classify(Some(&status.to_string()), ""),
+    }
+}
+
+/// The first error of type `T` in `error`'s source chain (itself included).
+fn find_in_chain<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::SessionName;
+    use aws_sdk_cloudformation::error::ErrorMetadata;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(
+        code: Option<&str>,
+        message: Option<&str>,
+        status: u16,
+    ) -> SdkError<DescribeStacksError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        if let Some(message) = message {
+            meta = meta.message(message);
+        }
+        SdkError::service_error(
+            DescribeStacksError::generic(meta.build()),
+            HttpResponse::new(status.try_into().unwrap(), SdkBody::empty()),
+        )
+    }
+
+    #[test]
+    fn service_errors_are_classified_by_code_and_message() {
+        let e = sdk_error(
+            CLOUDFORMATION,
+            "DescribeStacks",
+            service_error(
+                Some("ValidationError"),
+                Some("Stack with id x does not exist"),
+                400,
+            ),
+        );
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(e.code.as_deref(), Some("ValidationError"));
+        assert_eq!(e.service, "cloudformation");
+        assert_eq!(e.operation, "DescribeStacks");
+        assert_eq!(e.message, "Stack with id x does not exist");
+
+        let e = sdk_error(
+            CLOUDFORMATION,
+            "DescribeStacks",
+            service_error(Some("Throttling"), Some("Rate exceeded"), 400),
+        );
+        assert_eq!(e.kind, ErrorKind::Throttled);
+    }
+
+    #[test]
+    fn errors_without_a_code_are_classified_by_status() {
+        let e = sdk_error(STS, "GetCallerIdentity", service_error(None, None, 403));
+        assert_eq!(e.kind, ErrorKind::AccessDenied);
+        assert_eq!(e.code, None);
+        assert!(e.message.contains("403"), "{e}");
+        let e = sdk_error(STS, "GetCallerIdentity", service_error(None, None, 500));
+        assert_eq!(e.kind, ErrorKind::Transient);
+        let e = sdk_error(STS, "GetCallerIdentity", service_error(None, None, 429));
+        assert_eq!(e.kind, ErrorKind::Throttled);
+
+        let unparseable: SdkError<DescribeStacksError, HttpResponse> = SdkError::response_error(
+            "bad xml",
+            HttpResponse::new(
+                403.try_into().unwrap(),
+                SdkBody::from("<secret>AKIA...</secret>"),
+            ),
+        );
+        let e = sdk_error(CLOUDFORMATION, "DescribeStacks", unparseable);
+        assert_eq!(e.kind, ErrorKind::AccessDenied);
+        assert!(!e.message.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_are_transient() {
+        let e = sdk_error(
+            CLOUDFORMATION,
+            "DescribeStacks",
+            SdkError::<DescribeStacksError, HttpResponse>::timeout_error("slow"),
+        );
+        assert_eq!(e.kind, ErrorKind::Transient);
+    }
+
+    #[derive(Debug)]
+    struct RefusingSts;
+
+    #[async_trait]
+    impl Sts for RefusingSts {
+        async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+            unreachable!()
+        }
+        async fn assume_role(&self, _: &RoleRequest) -> Result<Session, AwsError> {
+            Err(
+                AwsError::new(ErrorKind::AccessDenied, STS, "AssumeRole", "not authorized")
+                    .with_code("AccessDenied"),
+            )
+        }
+    }
+
+    /// A tenant whose role cannot be assumed: the CloudFormation call fails
+    /// with the AssumeRole error, before any request is sent.
+    #[tokio::test]
+    async fn a_refused_assume_role_surfaces_as_access_denied() {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .load()
+            .await;
+        let connector = SdkConnector::from_config(config);
+        let credentials = Arc::new(TenantCredentials::new(
+            Arc::new(RefusingSts),
+            RoleRequest {
+                role_arn: "arn:aws:iam::222222222222:role/Deploy".parse().unwrap(),
+                external_id: None,
+                session_name: SessionName::sanitize("test"),
+                source_identity: None,
+                duration: Duration::from_secs(900),
+            },
+        ));
+        let cfn = connector.tenant_cloudformation(credentials, Region::EuWest1);
+        let e = cfn.describe_stack("docproc-storage").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AccessDenied, "{e}");
+        assert_eq!((e.service, e.operation), (STS, "AssumeRole"));
+        assert_eq!(e.code.as_deref(), Some("AccessDenied"));
+        assert!(e.message.contains("cloudformation DescribeStacks"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn from_config_keeps_given_timeouts_and_fills_the_rest() {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(7))
+                    .build(),
+            )
+            .load()
+            .await;
+        let connector = SdkConnector::from_config(config);
+        let timeouts = connector.config.timeout_config().expect("timeouts");
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(7)));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        let retry = connector.config.retry_config().expect("retry config");
+        assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);
+        // The connector's Debug shows neither the config nor credentials.
+        let debug = format!("{connector:?}");
+        assert!(
+            !debug.contains("secret") && !debug.contains("AKID"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn the_retry_and_timeout_policy() {
+        let retry = retry_config();
+        assert_eq!(retry.max_attempts(), 5);
+        assert_eq!(retry.initial_backoff(), Duration::from_millis(200));
+        assert_eq!(retry.max_backoff(), Duration::from_secs(10));
+        let timeouts = timeout_config();
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+    }
+}

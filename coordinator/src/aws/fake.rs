@@ -1,1 +1,0 @@
-//! In-memory fake of the seam (in progress).
