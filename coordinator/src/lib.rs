@@ -8,8 +8,10 @@
 //! `coordinator` binary's front end; [`schemas`] publishes the JSON Schemas.
 
 pub mod access;
+pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod deploy;
 pub mod desired;
 pub mod manifest;
 pub mod observe;

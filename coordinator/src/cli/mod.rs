@@ -6,8 +6,14 @@
 //! `error: ` plus the whole cause chain. Output is for people unless
 //! `--output json` is given where the output is data.
 
+pub mod context;
+mod deploy;
+mod plan;
+mod recover;
 mod render;
 mod schema;
+mod status;
+mod tenant;
 mod validate;
 
 use std::path::PathBuf;
@@ -32,6 +38,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 
+    /// Log format on stderr (levels from RUST_LOG, default `warn`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +52,15 @@ pub enum OutputFormat {
     /// Text for a terminal.
     Human,
     /// One JSON document on stdout.
+    Json,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text lines.
+    Human,
+    /// One JSON object per line.
     Json,
 }
 
@@ -66,6 +85,31 @@ pub enum Command {
     /// Write the JSON Schemas of the manifest and of every stack's shape,
     /// parameters and outputs.
     Schema(schema::Args),
+    /// Observe every tenant's stacks and show what a deploy would do.
+    ///
+    /// Assumes each tenant's role, reads its stacks, previews updates with
+    /// change sets (deleted again), and prints one action per tenant and
+    /// stack: create, update (with the resource changes), no change, or
+    /// blocked (with the reason). Updates that replace or remove a bucket,
+    /// key, queue or secret are blocked unless --allow-replace. The plan is
+    /// recorded in the state file with a generation.
+    Plan(plan::Args),
+    /// Plan, confirm, and apply: create or update each tenant's stacks.
+    ///
+    /// Each plan item is applied once; tenants are deployed in parallel
+    /// (--concurrency) and one tenant's failure never affects another. Exits
+    /// 1 if any tenant is not as planned, naming each with its reason.
+    Deploy(deploy::Args),
+    /// Show what the coordinator last recorded for each tenant (no AWS calls).
+    Status(status::Args),
+    /// Onboard or verify a tenant.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Recover a stack that needs an operator: UPDATE_ROLLBACK_FAILED
+    /// (continue the rollback), ROLLBACK_COMPLETE after a failed create
+    /// (delete and recreate, with --yes), DELETE_FAILED (delete again, with
+    /// --yes). A stack another operation is changing is only waited for.
+    Recover(recover::Args),
 }
 
 /// A failed command: bad input (exit 2) or a failed operation (exit 1).
@@ -90,15 +134,49 @@ pub type CmdResult = Result<(), Failure>;
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    run(cli)
+    run_with(cli, None)
 }
 
-/// Runs a parsed command and maps the outcome to an exit code.
-pub fn run(cli: Cli) -> ExitCode {
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a parsed command, with AWS clients from `connector` when given (tests
+/// inject a fake) or from the SDK's standard configuration.
+pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
+    init_logging(cli.log_format);
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli, args),
         Command::Render(args) => render::run(&cli, args),
         Command::Schema(args) => schema::run(&cli, args),
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(async {
+                match command {
+                    Command::Plan(args) => plan::run(&cli, args, connector).await,
+                    Command::Deploy(args) => deploy::run(&cli, args, connector).await,
+                    Command::Status(args) => status::run(&cli, args).await,
+                    Command::Tenant(command) => tenant::run(&cli, command, connector).await,
+                    Command::Recover(args) => recover::run(&cli, args, connector).await,
+                    Command::Validate(_) | Command::Render(_) | Command::Schema(_) => {
+                        unreachable!("handled above")
+                    }
+                }
+            }),
+            Err(e) => Err(Failure::Failed(
+                anyhow::Error::new(e).context("cannot start the async runtime"),
+            )),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

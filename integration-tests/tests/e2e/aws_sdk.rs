@@ -148,8 +148,8 @@ async fn storage_stack_lifecycle_in_a_tenant_account() {
     // does not exist", which the SDK implementation turns into None.
     assert_eq!(cfn.describe_stack(name).await.expect("describe"), None);
 
-    // Create, with the customer's own key: moto 5.2.5 cannot create the
-    // stack's own key (see `moto_cannot_create_the_storage_stack_key`).
+    // Create, with the customer's own key (the stack's own key is covered by
+    // `the_storage_stack_creates_its_own_key`).
     // moto is synchronous: the stack is CREATE_COMPLETE as soon as
     // CreateStack returns (AWS: CREATE_IN_PROGRESS, poll until settled).
     let key_a = customer_key(&account, 1);
@@ -376,42 +376,44 @@ async fn storage_stack_lifecycle_in_a_tenant_account() {
     assert_eq!(by_id.status, StackStatus::DeleteComplete);
 }
 
-/// moto 5.2.5 cannot create the storage stack with its own KMS key: it hands
-/// the key's CloudFormation `Tags` (`Key`/`Value`) to its KMS tagger, which
-/// expects `TagKey`/`TagValue`, and answers HTTP 500 (KeyError 'TagKey').
-/// The stack is left in CREATE_IN_PROGRESS for ever, and the SDK's retry of
-/// the 500 (same ClientRequestToken) then gets AlreadyExistsException: moto
-/// does not treat a same-token retry as idempotent, AWS does.
-///
-/// If this test fails, moto has fixed the bug: create the lifecycle test's
-/// stack with `KeyChoice::Create` and drop this test.
+/// The storage stack creates its own KMS key on moto. (moto 5.2.5 returns
+/// HTTP 500 for an `AWS::KMS::Key` with CloudFormation `Tags`, which is why
+/// the template tags the key only through stack tags.)
 #[tokio::test]
-async fn moto_cannot_create_the_storage_stack_key() {
+async fn the_storage_stack_creates_its_own_key() {
     let connector = connector().await;
     let account = fresh_account();
     let cfn = connector.tenant_cloudformation(tenant_credentials(&connector, &account), REGION);
     let stack = render_storage(KeyChoice::Create, 30);
     let name = stack.kind.stack_name();
-    let e = cfn
-        .create_stack(&CreateStack {
-            name: name.to_owned(),
-            template_body: stack.template.canonical_json().to_owned(),
-            parameters: stack.parameters.clone(),
-            tags: stack_tags(),
-            role_arn: None,
-            capabilities: vec![StackCapability::Iam],
-            client_request_token: "create-storage-1".to_owned(),
-        })
-        .await
-        .expect_err("moto fails to create a tagged AWS::KMS::Key");
-    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
-    // The stuck stack's outputs refer to the key that was never created, so
-    // moto answers every DescribeStacks for it with a bare HTTP 500, which
-    // the SDK retries and the seam then reports as transient.
-    let e = cfn
+    cfn.create_stack(&CreateStack {
+        name: name.to_owned(),
+        template_body: stack.template.canonical_json().to_owned(),
+        parameters: stack.parameters.clone(),
+        tags: stack_tags(),
+        role_arn: None,
+        capabilities: vec![StackCapability::Iam],
+        client_request_token: "create-storage-own-key".to_owned(),
+    })
+    .await
+    .expect("CreateStack with the stack's own key");
+    let described = cfn
         .describe_stack(name)
         .await
-        .expect_err("moto cannot describe the stuck stack");
-    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
-    assert_eq!(e.code, None, "{e}");
+        .expect("describe")
+        .expect("stack exists");
+    assert_eq!(described.status, StackStatus::CreateComplete);
+    let outputs = Storage::parse_outputs(
+        described
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .expect("storage outputs parse");
+    assert_eq!(
+        outputs.kms_key_arn.account(),
+        Some(account.as_str()),
+        "{outputs:?}"
+    );
+    assert_eq!(outputs.kms_key_arn.service(), "kms");
 }

@@ -1,0 +1,59 @@
+//! `coordinator plan`: observe, preview and plan without changing anything
+//! (preview change sets are deleted again). The plan is recorded with a
+//! generation so a later deploy can be compared with it.
+
+use stacks::Release;
+use stacks::ids::TenantId;
+
+use super::context::{ConnectorOverride, context};
+use super::{Cli, CmdResult, Failure, OutputFormat};
+use crate::plan::{PlanOptions, render};
+
+/// Flags of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this tenant.
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<TenantId>,
+    /// Accept updates that replace or remove buckets, keys, queues or secrets.
+    #[arg(long)]
+    pub allow_replace: bool,
+    /// Tenants handled at once.
+    #[arg(long, value_name = "N", default_value_t = crate::deploy::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+}
+
+pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdResult {
+    let ctx = context(cli, args.tenant.as_ref(), connector).await?;
+    let release = Release::builtin();
+    let fleet = ctx.fleet(release, Some(args.concurrency));
+    let options = PlanOptions {
+        allow_replace: args.allow_replace,
+    };
+    let planned = fleet
+        .observe_and_plan(args.tenant.as_ref(), options)
+        .await
+        .map_err(|e| {
+            Failure::Failed(anyhow::Error::new(e).context("rendering the desired stacks"))
+        })?;
+    let plan = fleet
+        .record(planned.draft.clone())
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?;
+    match cli.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&plan).unwrap_or_default()),
+        OutputFormat::Human => {
+            let header = format!(
+                "Plan generation {}{} for release {} (by {})",
+                plan.generation,
+                plan.parent
+                    .map(|p| format!(" (parent {p})"))
+                    .unwrap_or_default(),
+                plan.release,
+                ctx.operator.actor()
+            );
+            print!("{}", render::human(&planned.draft, &ctx.manifest, &header));
+        }
+    }
+    Ok(())
+}
