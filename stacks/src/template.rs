@@ -65,7 +65,7 @@ impl TemplateHash {
 
 impl fmt::Display for TemplateHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -164,7 +164,7 @@ impl From<String> for StackStatus {
 
 impl fmt::Display for StackStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
