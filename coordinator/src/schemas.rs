@@ -1,6 +1,6 @@
 //! The JSON Schemas the project publishes in `schemas/`, generated from the
-//! Rust types: the fleet manifest, and each stack's shape, parameters and
-//! outputs. `coordinator schema --out schemas` regenerates them; a test fails
+//! Rust types: the fleet manifest, each stack's shape, parameters and
+//! outputs, and the heartbeat protocol's messages. `coordinator schema --out schemas` regenerates them; a test fails
 //! when the committed files drift from the types.
 
 use schemars::JsonSchema;
@@ -55,5 +55,8 @@ pub fn all() -> Vec<SchemaFile> {
     stack_schemas::<Bootstrap>(&mut out);
     stack_schemas::<Storage>(&mut out);
     stack_schemas::<Worker>(&mut out);
+    for (name, schema) in protocol::schemas() {
+        out.push(SchemaFile { path: format!("protocol/{name}.schema.json"), text: pretty(&schema) });
+    }
     out
 }
