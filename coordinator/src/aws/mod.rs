@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
 use stacks::Parameter;
+use stacks::aws_names::QueueUrl;
 use stacks::ids::{AccountId, ExternalId, Region, RoleArn};
 
 pub use credentials::TenantCredentials;
@@ -303,6 +304,33 @@ pub trait CloudFormation: Send + Sync + fmt::Debug {
     ) -> Result<(), AwsError>;
     /// `DescribeStackEvents`, newest first (first page).
     async fn stack_events(&self, stack: &str) -> Result<Vec<StackEvent>, AwsError>;
+}
+
+/// A message taken from a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// SQS message id.
+    pub message_id: String,
+    /// Handle to delete it with.
+    pub receipt_handle: String,
+    /// The body.
+    pub body: String,
+}
+
+/// The SQS calls the coordinator makes, on one account and region (always
+/// through the tenant's role: queues are never reached across accounts).
+#[async_trait]
+pub trait Sqs: Send + Sync + fmt::Debug {
+    /// `SendMessage`.
+    async fn send_message(&self, queue: &QueueUrl, body: &str) -> Result<(), AwsError>;
+    /// `ReceiveMessage`: up to `max` (1 to 10) messages, long-polling up to
+    /// `wait` (at most 20 s).
+    async fn receive_messages(&self, queue: &QueueUrl, max: u8, wait: Duration) -> Result<Vec<ReceivedMessage>, AwsError>;
+    /// `DeleteMessageBatch` of up to 10 receipt handles; individual failures
+    /// are reported as an error naming how many failed.
+    async fn delete_messages(&self, queue: &QueueUrl, receipt_handles: &[String]) -> Result<(), AwsError>;
+    /// `GetQueueAttributes` `ApproximateNumberOfMessages`.
+    async fn queue_depth(&self, queue: &QueueUrl) -> Result<u64, AwsError>;
 }
 
 /// Builds clients. The SDK connector talks to AWS (or whatever
