@@ -15,6 +15,7 @@
 //! Nothing here touches AWS or the state file.
 
 pub mod diagnostics;
+pub mod duration;
 pub mod model;
 pub mod raw;
 pub mod rules;
@@ -24,7 +25,7 @@ pub mod source;
 use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Severity};
-pub use model::{CoordinatorSettings, Manifest, RolloutPolicy, Tenant};
+pub use model::{CoordinatorSettings, HeartbeatSettings, Manifest, RolloutPolicy, Tenant};
 
 use diagnostics::Finding;
 use source::Source;

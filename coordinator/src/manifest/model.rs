@@ -12,6 +12,7 @@ use stacks::ids::{
     AccountId, Capability, ExternalId, Region, ReleaseVersion, RoleArn, TenantId, WaveName,
 };
 
+use super::duration::HumanDuration;
 use super::raw::RawManifest;
 
 /// Name of the coordinator's own role when `principal_arn` is not given.
@@ -30,6 +31,8 @@ pub struct Manifest {
     pub release: ReleaseVersion,
     /// Rollout policy.
     pub rollout: RolloutPolicy,
+    /// Heartbeat settings.
+    pub heartbeat: HeartbeatSettings,
     /// Tenants, in manifest order.
     pub tenants: Vec<Tenant>,
 }
@@ -45,6 +48,46 @@ pub struct CoordinatorSettings {
     pub state_path: PathBuf,
     /// The principal tenants' deploy roles trust.
     pub principal_arn: RoleArn,
+}
+
+/// `[heartbeat]`, with defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HeartbeatSettings {
+    /// Time between pings.
+    pub interval: HumanDuration,
+    /// Missed intervals before Unreachable.
+    pub unreachable_after: u32,
+    /// Job backlog above which a tenant is Degraded.
+    pub degraded_job_backlog: u64,
+    /// Dead letters above which a tenant is Degraded.
+    pub degraded_dead_letters: u64,
+    /// Tenants pinged at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for HeartbeatSettings {
+    fn default() -> Self {
+        Self {
+            interval: HumanDuration::new(std::time::Duration::from_secs(30)),
+            unreachable_after: 3,
+            degraded_job_backlog: 1000,
+            degraded_dead_letters: 0,
+            max_concurrent: 256,
+        }
+    }
+}
+
+impl HeartbeatSettings {
+    fn from_raw(h: super::raw::RawHeartbeat) -> Self {
+        let d = Self::default();
+        Self {
+            interval: h.interval.unwrap_or(d.interval),
+            unreachable_after: h.unreachable_after.unwrap_or(d.unreachable_after),
+            degraded_job_backlog: h.degraded_job_backlog.unwrap_or(d.degraded_job_backlog),
+            degraded_dead_letters: h.degraded_dead_letters.unwrap_or(d.degraded_dead_letters),
+            max_concurrent: h.max_concurrent.unwrap_or(d.max_concurrent),
+        }
+    }
 }
 
 /// `[rollout]`, resolved.
@@ -134,6 +177,7 @@ impl Manifest {
             rollout: RolloutPolicy {
                 waves: raw.rollout.waves,
             },
+            heartbeat: HeartbeatSettings::from_raw(raw.heartbeat),
             tenants,
         }
     }

@@ -9,6 +9,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stacks::builtin::storage::RetentionDays;
+
+use super::duration::HumanDuration;
 use stacks::ids::{
     AccountId, Capability, ExternalId, Region, ReleaseVersion, RoleArn, TenantId, WaveName,
 };
@@ -24,9 +26,36 @@ pub struct RawManifest {
     pub release: RawRelease,
     /// How a release rolls out across tenants.
     pub rollout: RawRollout,
+    /// How the coordinator watches the tenants' workers.
+    #[serde(default)]
+    pub heartbeat: RawHeartbeat,
     /// The tenants (customers) and their AWS accounts.
     #[serde(default)]
     pub tenants: Vec<RawTenant>,
+}
+
+/// `[heartbeat]`: pinging each tenant's workers over SQS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    /// Time between pings to each tenant (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<HumanDuration>,
+    /// Missed intervals before a tenant is Unreachable (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100))]
+    pub unreachable_after: Option<u32>,
+    /// Jobs waiting in a tenant's job queue above which it is Degraded
+    /// (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_job_backlog: Option<u64>,
+    /// Dead-lettered jobs above which a tenant is Degraded (default 0: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_dead_letters: Option<u64>,
+    /// Tenants pinged at once (default 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_concurrent: Option<usize>,
 }
 
 /// `[coordinator]`: the vendor side.

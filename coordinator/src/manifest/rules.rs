@@ -194,6 +194,22 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
             );
         }
     }
+    if let Some(text) = manifest
+        .get("heartbeat")
+        .and_then(|h| h.get("interval"))
+        .and_then(Value::as_str)
+        && let Ok(interval) = text.parse::<super::duration::HumanDuration>()
+        && !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600))
+            .contains(&interval.get())
+    {
+        findings.push(
+            Finding::error(
+                root.key("heartbeat").key("interval"),
+                format!("heartbeat interval {text} is out of range"),
+            )
+            .hint("use 1s to 1h; 30s is the default"),
+        );
+    }
     let no_tenants = manifest
         .get("tenants")
         .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));
