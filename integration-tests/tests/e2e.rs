@@ -9,6 +9,8 @@ use std::path::Path;
 use aws_config::SdkConfig;
 use integration_tests::moto::{self, MotoServer};
 
+#[path = "e2e/agent.rs"]
+mod agent;
 #[path = "e2e/aws_sdk.rs"]
 mod aws_sdk;
 #[path = "e2e/sts.rs"]
