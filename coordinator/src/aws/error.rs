@@ -97,7 +97,9 @@ impl AwsError {
             | "ChangeSetNotFoundException"
             | "StackNotFoundException"
             | "NotFound"
-            | "ResourceNotFoundException" => ErrorKind::NotFound,
+            | "ResourceNotFoundException"
+            | "AWS.SimpleQueueService.NonExistentQueue"
+            | "QueueDoesNotExist" => ErrorKind::NotFound,
             "ValidationError" if message.contains("No updates are to be performed") => {
                 ErrorKind::NoUpdates
             }

@@ -346,4 +346,6 @@ pub trait Connector: Send + Sync + fmt::Debug {
         credentials: Arc<TenantCredentials>,
         region: Region,
     ) -> Arc<dyn CloudFormation>;
+    /// SQS in a tenant's account and region.
+    fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs>;
 }

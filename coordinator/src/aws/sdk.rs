@@ -1,6 +1,6 @@
 //! The seam implemented with the AWS SDK for Rust: [`SdkConnector`] builds
-//! [`SdkSts`] and [`SdkCloudFormation`] clients for the operator and for
-//! tenants, and every SDK error becomes one classified [`AwsError`].
+//! [`SdkSts`], [`SdkCloudFormation`] and [`SdkSqs`] clients for the operator
+//! and for tenants, and every SDK error becomes one classified [`AwsError`].
 //!
 //! # Configuration
 //!
@@ -17,7 +17,10 @@
 //!   has used up those attempts.
 //! - **Timeouts**: connect [`CONNECT_TIMEOUT`] (5 s), each attempt
 //!   [`ATTEMPT_TIMEOUT`] (30 s), the whole call with its retries
-//!   [`OPERATION_TIMEOUT`] (120 s).
+//!   [`OPERATION_TIMEOUT`] (120 s). SQS clients raise the attempt,
+//!   operation and read timeouts to at least [`MAX_LONG_POLL`] +
+//!   [`LONG_POLL_MARGIN`] (30 s) so that a 20-second long poll is never cut
+//!   short ([`long_poll_timeouts`]).
 //!
 //! Tenant clients use the same base configuration with the tenant's region
 //! and a credentials provider over [`TenantCredentials`] (AssumeRole, cached
@@ -54,10 +57,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use stacks::Parameter;
 use stacks::ids::{AccountId, Region, RoleArn};
 
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use stacks::aws_names::QueueUrl;
+
 use super::{
     AwsError, CallerIdentity, ChangeSetDescription, ChangeSetStatus, CloudFormation, Connector,
-    CreateChangeSet, CreateStack, ErrorKind, ResourceChange, RoleRequest, Session, StackCapability,
-    StackDescription, StackEvent, StackStatus, Sts, TenantCredentials,
+    CreateChangeSet, CreateStack, ErrorKind, ReceivedMessage, ResourceChange, RoleRequest, Session,
+    Sqs, StackCapability, StackDescription, StackEvent, StackStatus, Sts, TenantCredentials,
 };
 
 /// Most attempts the SDK makes for one call (the first one included).
@@ -72,12 +78,19 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest one call may take, retries and backoff included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest long poll SQS allows (`WaitTimeSeconds` 20).
+pub const MAX_LONG_POLL: Duration = Duration::from_secs(20);
+/// What an SQS client's timeouts allow beyond [`MAX_LONG_POLL`].
+pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
+/// Most entries of a `ReceiveMessage` or `DeleteMessageBatch`.
+pub const MAX_SQS_BATCH: usize = 10;
 
 /// Name the SDK shows for credentials that come from a tenant's AssumeRole.
 const TENANT_PROVIDER_NAME: &str = "docproc-tenant-assume-role";
 
 const STS: &str = "sts";
 const CLOUDFORMATION: &str = "cloudformation";
+const SQS: &str = "sqs";
 
 /// The retry policy of every client: standard mode, [`MAX_ATTEMPTS`],
 /// backoff from [`INITIAL_BACKOFF`] to [`MAX_BACKOFF`].
@@ -96,6 +109,21 @@ pub fn timeout_config() -> TimeoutConfig {
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build()
+}
+
+/// The timeouts of an SQS client: `base` (the connector's; [`timeout_config`]
+/// if none) with the attempt, operation and read timeouts, where set, raised
+/// to at least [`MAX_LONG_POLL`] + [`LONG_POLL_MARGIN`].
+pub fn long_poll_timeouts(base: Option<&TimeoutConfig>) -> TimeoutConfig {
+    let floor = MAX_LONG_POLL + LONG_POLL_MARGIN;
+    let base = base.cloned().unwrap_or_else(timeout_config);
+    let raise = |timeout: Option<Duration>| timeout.map(|t| t.max(floor));
+    let mut builder = base.to_builder();
+    builder
+        .set_operation_attempt_timeout(raise(base.operation_attempt_timeout()))
+        .set_operation_timeout(raise(base.operation_timeout()))
+        .set_read_timeout(raise(base.read_timeout()));
+    builder.build()
 }
 
 /// Builds SDK clients for the operator and for tenants from one base
@@ -159,6 +187,18 @@ impl SdkConnector {
             .build()
     }
 
+    /// The tenant's configuration for SQS, with [`long_poll_timeouts`].
+    fn tenant_sqs_config(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> aws_sdk_sqs::Config {
+        let config = self.tenant_config(credentials, region);
+        aws_sdk_sqs::config::Builder::from(&config)
+            .timeout_config(long_poll_timeouts(config.timeout_config()))
+            .build()
+    }
+
     /// CloudFormation with the operator's own credentials in `region` (not
     /// part of [`Connector`]: the coordinator deploys only into tenant
     /// accounts; tests use it to look at the operator's account).
@@ -193,6 +233,11 @@ impl Connector for SdkConnector {
         Arc::new(SdkCloudFormation::new(aws_sdk_cloudformation::Client::new(
             &config,
         )))
+    }
+
+    fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
+        let config = self.tenant_sqs_config(credentials, region);
+        Arc::new(SdkSqs::new(aws_sdk_sqs::Client::from_conf(config)))
     }
 }
 
@@ -586,6 +631,212 @@ impl CloudFormation for SdkCloudFormation {
     }
 }
 
+/// [`Sqs`] over the SDK's SQS client. Build it with
+/// [`long_poll_timeouts`] (as [`SdkConnector`] does) so long polls are not
+/// cut short.
+#[derive(Clone)]
+pub struct SdkSqs {
+    client: aws_sdk_sqs::Client,
+}
+
+impl fmt::Debug for SdkSqs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SdkSqs")
+            .field("region", &self.client.config().region().map(|r| r.as_ref()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SdkSqs {
+    /// Wraps a client.
+    pub fn new(client: aws_sdk_sqs::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// The bounds of [`Sqs::receive_messages`]: 1 to [`MAX_SQS_BATCH`]
+/// messages, a wait of at most [`MAX_LONG_POLL`] (shared with the fake).
+pub(crate) fn check_receive(max: u8, wait: Duration) -> Result<(), AwsError> {
+    const OP: &str = "ReceiveMessage";
+    if !(1..=MAX_SQS_BATCH).contains(&usize::from(max)) {
+        return Err(AwsError::new(
+            ErrorKind::Validation,
+            SQS,
+            OP,
+            format!("MaxNumberOfMessages must be between 1 and {MAX_SQS_BATCH}, got {max}"),
+        ));
+    }
+    if wait > MAX_LONG_POLL {
+        return Err(AwsError::new(
+            ErrorKind::Validation,
+            SQS,
+            OP,
+            format!("the wait must be at most {MAX_LONG_POLL:?}, got {wait:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The bounds of [`Sqs::delete_messages`]: at most [`MAX_SQS_BATCH`]
+/// receipt handles (shared with the fake).
+pub(crate) fn check_delete(receipt_handles: &[String]) -> Result<(), AwsError> {
+    if receipt_handles.len() > MAX_SQS_BATCH {
+        return Err(AwsError::new(
+            ErrorKind::Validation,
+            SQS,
+            "DeleteMessageBatch",
+            format!(
+                "at most {MAX_SQS_BATCH} receipt handles per batch, got {}",
+                receipt_handles.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error of a `DeleteMessageBatch` in which `failed` of `total` entries
+/// failed, classified by the first failure's code (shared with the fake).
+pub(crate) fn delete_batch_error(
+    failed: usize,
+    total: usize,
+    first_id: &str,
+    first_code: &str,
+    first_message: Option<&str>,
+) -> AwsError {
+    let message = first_message.unwrap_or_default();
+    let detail = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    };
+    AwsError::new(
+        AwsError::classify(Some(first_code), message),
+        SQS,
+        "DeleteMessageBatch",
+        format!(
+            "{failed} of {total} messages were not deleted; the first, entry {first_id}, failed with {first_code}{detail}"
+        ),
+    )
+    .with_code(first_code)
+}
+
+#[async_trait]
+impl Sqs for SdkSqs {
+    async fn send_message(&self, queue: &QueueUrl, body: &str) -> Result<(), AwsError> {
+        self.client
+            .send_message()
+            .queue_url(queue.as_str())
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SQS, "SendMessage", e))?;
+        Ok(())
+    }
+
+    /// A wait that is not a whole number of seconds is rounded up.
+    async fn receive_messages(
+        &self,
+        queue: &QueueUrl,
+        max: u8,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, AwsError> {
+        const OP: &str = "ReceiveMessage";
+        check_receive(max, wait)?;
+        let wait_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue.as_str())
+            .max_number_of_messages(i32::from(max))
+            .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SQS, OP, e))?;
+        out.messages()
+            .iter()
+            .map(|m| {
+                Ok(ReceivedMessage {
+                    message_id: required(SQS, OP, "MessageId", m.message_id())?.to_owned(),
+                    receipt_handle: required(SQS, OP, "ReceiptHandle", m.receipt_handle())?
+                        .to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_messages(
+        &self,
+        queue: &QueueUrl,
+        receipt_handles: &[String],
+    ) -> Result<(), AwsError> {
+        const OP: &str = "DeleteMessageBatch";
+        check_delete(receipt_handles)?;
+        if receipt_handles.is_empty() {
+            return Ok(());
+        }
+        let entries = receipt_handles
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .map_err(|e| {
+                        AwsError::new(
+                            ErrorKind::Validation,
+                            SQS,
+                            OP,
+                            format!("could not build the request: {e}"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(queue.as_str())
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SQS, OP, e))?;
+        match out.failed().first() {
+            None => Ok(()),
+            Some(first) => Err(delete_batch_error(
+                out.failed().len(),
+                receipt_handles.len(),
+                first.id(),
+                first.code(),
+                first.message(),
+            )),
+        }
+    }
+
+    async fn queue_depth(&self, queue: &QueueUrl) -> Result<u64, AwsError> {
+        const OP: &str = "GetQueueAttributes";
+        let attribute = QueueAttributeName::ApproximateNumberOfMessages;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue.as_str())
+            .attribute_names(attribute.clone())
+            .send()
+            .await
+            .map_err(|e| sdk_error(SQS, OP, e))?;
+        let value = out.attributes().and_then(|a| a.get(&attribute));
+        let value = required(SQS, OP, "ApproximateNumberOfMessages", value)?;
+        value.parse().map_err(|_| {
+            AwsError::new(
+                ErrorKind::Other,
+                SQS,
+                OP,
+                format!("ApproximateNumberOfMessages {value:?} is not a number"),
+            )
+        })
+    }
+}
+
 fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(time.secs(), time.subsec_nanos())
 }
@@ -896,5 +1147,146 @@ mod tests {
         assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
         assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
         assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+    }
+
+    #[test]
+    fn missing_queues_are_not_found() {
+        use aws_sdk_sqs::operation::send_message::SendMessageError;
+        for code in [
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ] {
+            let error = SdkError::service_error(
+                SendMessageError::generic(
+                    ErrorMetadata::builder()
+                        .code(code)
+                        .message("The specified queue does not exist.")
+                        .build(),
+                ),
+                HttpResponse::new(400.try_into().unwrap(), SdkBody::empty()),
+            );
+            let e = sdk_error(SQS, "SendMessage", error);
+            assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+            assert_eq!(e.code.as_deref(), Some(code));
+            assert_eq!((e.service, e.operation), ("sqs", "SendMessage"));
+        }
+    }
+
+    #[test]
+    fn long_polls_are_not_cut_short_by_timeouts() {
+        let floor = MAX_LONG_POLL + LONG_POLL_MARGIN;
+        // The standard policy: attempts already allow a long poll.
+        let t = long_poll_timeouts(None);
+        assert_eq!(t.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(
+            t.operation_attempt_timeout(),
+            Some(ATTEMPT_TIMEOUT.max(floor))
+        );
+        assert_eq!(t.operation_timeout(), Some(OPERATION_TIMEOUT));
+        // Shorter configured timeouts are raised; unset ones stay unset.
+        let short = TimeoutConfig::builder()
+            .operation_timeout(Duration::from_secs(7))
+            .operation_attempt_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(2))
+            .build();
+        let t = long_poll_timeouts(Some(&short));
+        assert_eq!(t.operation_timeout(), Some(floor));
+        assert_eq!(t.operation_attempt_timeout(), Some(floor));
+        assert_eq!(t.read_timeout(), Some(floor));
+        assert_eq!(t.connect_timeout(), None);
+        let long = TimeoutConfig::builder()
+            .operation_timeout(Duration::from_secs(300))
+            .build();
+        assert_eq!(
+            long_poll_timeouts(Some(&long)).operation_timeout(),
+            Some(Duration::from_secs(300))
+        );
+    }
+
+    #[test]
+    fn failed_batch_entries_are_summarised() {
+        let e = delete_batch_error(
+            2,
+            5,
+            "3",
+            "ReceiptHandleIsInvalid",
+            Some("The input receipt handle is invalid."),
+        );
+        assert_eq!(e.code.as_deref(), Some("ReceiptHandleIsInvalid"));
+        assert_eq!((e.service, e.operation), ("sqs", "DeleteMessageBatch"));
+        assert_eq!(
+            e.message,
+            "2 of 5 messages were not deleted; the first, entry 3, failed with ReceiptHandleIsInvalid: The input receipt handle is invalid."
+        );
+        let e = delete_batch_error(1, 1, "0", "InternalError", None);
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert!(e.message.ends_with("failed with InternalError"), "{e}");
+    }
+
+    /// Arguments out of SQS's bounds fail before credentials or the network
+    /// are touched; the tenant's SQS client gets the long-poll timeouts.
+    #[tokio::test]
+    async fn sqs_arguments_are_checked_before_sending() {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(7))
+                    .build(),
+            )
+            .load()
+            .await;
+        let connector = SdkConnector::from_config(config);
+        let credentials = Arc::new(TenantCredentials::new(
+            Arc::new(RefusingSts),
+            RoleRequest {
+                role_arn: "arn:aws:iam::222222222222:role/Deploy".parse().unwrap(),
+                external_id: None,
+                session_name: SessionName::sanitize("test"),
+                source_identity: None,
+                duration: Duration::from_secs(900),
+            },
+        ));
+        let region = Region::EuWest1;
+        let sqs_config = connector.tenant_sqs_config(Arc::clone(&credentials), region);
+        let timeouts = sqs_config.timeout_config().expect("timeouts");
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(MAX_LONG_POLL + LONG_POLL_MARGIN)
+        );
+        let sqs = connector.tenant_sqs(credentials, region);
+        let queue: QueueUrl = "https://sqs.eu-west-1.amazonaws.com/222222222222/q"
+            .parse()
+            .unwrap();
+        for (max, wait) in [
+            (0, Duration::ZERO),
+            (11, Duration::ZERO),
+            (10, Duration::from_secs(21)),
+        ] {
+            let e = sqs.receive_messages(&queue, max, wait).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Validation, "{e}");
+            assert_eq!((e.service, e.operation), ("sqs", "ReceiveMessage"));
+        }
+        let e = sqs
+            .delete_messages(&queue, &vec!["h".to_owned(); 11])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Validation, "{e}");
+        sqs.delete_messages(&queue, &[]).await.unwrap();
+        // Within bounds, the call is made: the refused AssumeRole surfaces.
+        let e = sqs.queue_depth(&queue).await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.operation),
+            (ErrorKind::AccessDenied, "AssumeRole")
+        );
+        assert!(e.message.contains("sqs GetQueueAttributes"), "{e}");
     }
 }

@@ -147,6 +147,8 @@ pub(super) struct Deployment {
     role_arn: Option<RoleArn>,
     capabilities: Vec<StackCapability>,
     outputs: BTreeMap<String, String>,
+    /// Names of the SQS queues the template creates.
+    queues: BTreeSet<String>,
 }
 
 impl Deployment {
@@ -163,7 +165,9 @@ impl Deployment {
     ) -> Result<Self, String> {
         let template = outputs::parse_template(body)?;
         let parameters = outputs::resolve_parameters(&template, parameters)?;
-        let outputs = scope(key, stack_id, &template, &parameters.values).check()?;
+        let scope = scope(key, stack_id, &template, &parameters.values);
+        let outputs = scope.check()?;
+        let queues = scope.queue_names()?;
         Ok(Self {
             body: body.to_owned(),
             template,
@@ -172,6 +176,7 @@ impl Deployment {
             role_arn,
             capabilities,
             outputs,
+            queues,
         })
     }
 
@@ -514,6 +519,27 @@ impl StackState {
             },
             tags: shown.tags.clone(),
         }
+    }
+
+    /// The stack's id.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The SQS queues the stack has now: those of the deployment in effect
+    /// and, while an update is in progress, of the incoming one; none once
+    /// the stack is deleted or its creation rolled back.
+    pub(super) fn queues(&self) -> impl Iterator<Item = &String> {
+        let gone = matches!(
+            self.status,
+            StackStatus::DeleteComplete | StackStatus::RollbackComplete
+        );
+        let incoming = self.incoming.as_ref().map(|d| &d.queues);
+        (!gone)
+            .then_some(&self.live.queues)
+            .into_iter()
+            .chain(incoming.filter(|_| !gone))
+            .flatten()
     }
 
     fn change_set(&self, name_or_id: &str) -> Option<usize> {

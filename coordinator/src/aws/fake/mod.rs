@@ -1,6 +1,7 @@
 //! An in-memory, deterministic fake of the AWS seam for tests and
-//! benchmarks: several accounts, STS with roles and trust, and
-//! CloudFormation per account, region and stack name.
+//! benchmarks: several accounts, STS with roles and trust,
+//! CloudFormation per account, region and stack name, and SQS queues per
+//! account, region and queue name (see [`FakeSqs`]).
 //!
 //! It exists for what the moto emulator cannot do (see
 //! `/work/shared/moto-notes.md`): ExternalId enforcement and access denied,
@@ -14,6 +15,7 @@
 //! (`tokio::time::Instant`), so there are no background tasks and tests can
 //! use `tokio::time::pause()`. With the default operation duration of zero a
 //! stack operation has settled at the next call that looks at the stack.
+//! SQS long polls wait on tokio time too, woken when a message arrives.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -40,6 +42,7 @@
 
 mod cloudformation;
 mod outputs;
+mod sqs;
 mod sts;
 #[cfg(test)]
 mod tests;
@@ -51,15 +54,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use stacks::Parameter;
+use stacks::aws_names::QueueUrl;
 use stacks::ids::{AccountId, ExternalId, Region, RoleArn};
 use tokio::time::Instant;
 
 use super::{
-    AwsError, CallerIdentity, CloudFormation, Connector, ErrorKind, StackCapability,
+    AwsError, CallerIdentity, CloudFormation, Connector, ErrorKind, Sqs, StackCapability,
     StackDescription, StackEvent, StackStatus, Sts, TenantCredentials,
 };
 use cloudformation::StackState;
 pub use cloudformation::{FakeCloudFormation, NO_CHANGES};
+use sqs::SqsState;
+pub use sqs::{DEFAULT_VISIBILITY_TIMEOUT, FakeSqs};
 pub use sts::{FakeOperatorSts, FakeTenantSts};
 use sts::{Role, SessionInfo};
 
@@ -164,7 +170,7 @@ impl Outcome {
 /// One API call the fake received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    /// `sts` or `cloudformation`.
+    /// `sts`, `cloudformation` or `sqs`.
     pub service: &'static str,
     /// The API operation, e.g. `DescribeStacks`.
     pub operation: &'static str,
@@ -177,6 +183,8 @@ pub struct Call {
     pub stack: Option<String>,
     /// The role an `AssumeRole` call asks for.
     pub role_arn: Option<RoleArn>,
+    /// The queue an SQS call names.
+    pub queue: Option<QueueUrl>,
 }
 
 /// What a stack was last deployed with.
@@ -260,6 +268,7 @@ struct State {
     graveyard: Vec<StackState>,
     in_flight: BTreeSet<StackKey>,
     max_concurrent: usize,
+    sqs: SqsState,
 }
 
 impl State {
@@ -316,6 +325,7 @@ impl fmt::Debug for FakeCloud {
             .field("operator", &state.operator.arn)
             .field("roles", &state.roles.len())
             .field("stacks", &state.stacks.len())
+            .field("queues", &state.sqs.queue_count())
             .field("calls", &state.calls.len())
             .finish_non_exhaustive()
     }
@@ -371,6 +381,7 @@ impl FakeCloud {
             graveyard: Vec::new(),
             in_flight: BTreeSet::new(),
             max_concurrent: 0,
+            sqs: SqsState::default(),
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -384,9 +395,7 @@ impl FakeCloud {
     /// Sleeps for the configured per-call latency.
     async fn latency(&self) {
         let latency = self.lock().latency;
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
+        sleep(latency).await;
     }
 
     /// What every tenant call does first: latency, a session from
@@ -412,6 +421,7 @@ impl FakeCloud {
             region: Some(region),
             stack: stack.map(str::to_owned),
             role_arn: None,
+            queue: None,
         })?;
         resolved
     }
@@ -668,5 +678,16 @@ impl Connector for FakeCloud {
         region: Region,
     ) -> Arc<dyn CloudFormation> {
         Arc::new(FakeCloudFormation::new(self.clone(), credentials, region))
+    }
+
+    fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
+        Arc::new(FakeSqs::new(self.clone(), credentials, region))
+    }
+}
+
+/// Sleeps `duration` of tokio time, not at all when it is zero.
+async fn sleep(duration: Duration) {
+    if !duration.is_zero() {
+        tokio::time::sleep(duration).await;
     }
 }

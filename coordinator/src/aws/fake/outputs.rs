@@ -298,6 +298,14 @@ impl Scope<'_> {
         self.outputs()
     }
 
+    /// The physical names of the template's `AWS::SQS::Queue` resources.
+    pub fn queue_names(&self) -> Result<BTreeSet<String>, String> {
+        resources(self.template)
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::SQS::Queue"))
+            .map(|(logical, _)| self.queue_name(logical, 0))
+            .collect()
+    }
+
     /// The outputs, evaluated.
     pub fn outputs(&self) -> Result<BTreeMap<String, String>, String> {
         let mut outputs = BTreeMap::new();

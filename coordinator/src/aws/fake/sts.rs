@@ -206,6 +206,7 @@ impl Sts for FakeOperatorSts {
             region: None,
             stack: None,
             role_arn: None,
+            queue: None,
         })?;
         Ok(me)
     }
@@ -222,6 +223,7 @@ impl Sts for FakeOperatorSts {
             region: None,
             stack: None,
             role_arn: Some(request.role_arn.clone()),
+            queue: None,
         })?;
         state.assume(&me.arn, request, false)
     }

@@ -1,3 +1,5 @@
+mod sqs;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1364,6 +1366,7 @@ async fn fail_all_fails_and_records_every_call() {
                 region: None,
                 stack: None,
                 role_arn: None,
+                queue: None,
             },
             Call {
                 service: "sts",
@@ -1372,6 +1375,7 @@ async fn fail_all_fails_and_records_every_call() {
                 region: None,
                 stack: None,
                 role_arn: Some(t.role.clone()),
+                queue: None,
             },
         ]
     );
@@ -1391,6 +1395,7 @@ async fn fail_all_fails_and_records_every_call() {
             region: Some(REGION),
             stack: Some("app".into()),
             role_arn: None,
+            queue: None,
         }
     );
 }
