@@ -22,7 +22,9 @@ use crate::apply::{Applier, ApplyRequest, Outcome, ProgressFn};
 use crate::aws::Connector;
 use crate::desired::ParameterValue;
 use crate::manifest::{Manifest, Tenant};
-use crate::observe::{self, ChangeRequest, Inventory, TenantObservation};
+use crate::observe::{
+    self, ChangeRequest, Inventory, TAG_RELEASE, TAG_TEMPLATE_HASH, TenantObservation,
+};
 use crate::plan::{self, Action, Plan, PlanDraft, PlanItem, PlanOptions, Previews};
 use crate::store::{
     DeploymentResult, NewAuditEntry, NewDeployment, NewPlan, StackState, Store, StoreError,
@@ -115,6 +117,20 @@ impl Fleet<'_> {
         for (tenant, result) in observations {
             match result {
                 Ok((access, observation)) => {
+                    if let TenantObservation::Observed { stacks, .. } = &observation {
+                        for (kind, description) in stacks {
+                            if let Err(e) = refresh_stack_state(
+                                self.store,
+                                &tenant,
+                                *kind,
+                                description.as_ref(),
+                            )
+                            .await
+                            {
+                                tracing::warn!(%tenant, stack = %kind, error = %e, "could not record an observed stack state");
+                            }
+                        }
+                    }
                     accesses.insert(tenant.clone(), access);
                     inventory.tenants.insert(tenant, observation);
                 }
@@ -439,14 +455,27 @@ impl Fleet<'_> {
                     })
                     .await?;
             }
-            let deployed = outcome.is_success();
+            // A stack that did not take the new template still runs the one
+            // recorded before.
+            let previous = previous_state(self.store, &item.tenant, item.stack).await?;
+            let (release, template_hash) = if outcome.is_success() {
+                (
+                    Some(plan.release.to_string()),
+                    Some(item.template_hash.clone()),
+                )
+            } else {
+                (
+                    previous.as_ref().and_then(|p| p.release.clone()),
+                    previous.as_ref().and_then(|p| p.template_hash.clone()),
+                )
+            };
             self.store
                 .put_stack_state(StackState {
                     tenant: item.tenant.clone(),
                     stack: item.stack,
-                    status: status.clone(),
-                    release: deployed.then(|| plan.release.to_string()),
-                    template_hash: deployed.then(|| item.template_hash.clone()),
+                    status: status.clone().or_else(|| previous.and_then(|p| p.status)),
+                    release,
+                    template_hash,
                     last_outcome: Some(outcome.name().to_owned()),
                     last_reason: reason.clone(),
                     updated_at: Utc::now(),
@@ -475,6 +504,80 @@ impl Fleet<'_> {
             tracing::error!(tenant = %item.tenant, stack = %item.stack, error = %e, "could not record a deployment outcome");
         }
     }
+}
+
+/// What the store last recorded of a stack.
+pub async fn previous_state(
+    store: &dyn Store,
+    tenant: &TenantId,
+    stack: StackKind,
+) -> Result<Option<StackState>, StoreError> {
+    Ok(store
+        .stack_states()
+        .await?
+        .into_iter()
+        .find(|s| &s.tenant == tenant && s.stack == stack))
+}
+
+/// Records what was observed of a stack: its status, and the release and
+/// template hash its tags name; keeps the last deployment's outcome. A
+/// settled, successful stack's outputs are stored too (a deploy that timed
+/// out and finished later is caught up here).
+pub async fn refresh_stack_state(
+    store: &dyn Store,
+    tenant: &TenantId,
+    stack: StackKind,
+    observed: Option<&crate::aws::StackDescription>,
+) -> Result<(), StoreError> {
+    let previous = previous_state(store, tenant, stack).await?;
+    let Some(d) = observed else {
+        if previous.is_some() {
+            store
+                .put_stack_state(StackState {
+                    tenant: tenant.clone(),
+                    stack,
+                    status: None,
+                    release: None,
+                    template_hash: None,
+                    last_outcome: previous.as_ref().and_then(|p| p.last_outcome.clone()),
+                    last_reason: previous.and_then(|p| p.last_reason),
+                    updated_at: Utc::now(),
+                })
+                .await?;
+        }
+        return Ok(());
+    };
+    let release = d.tags.get(TAG_RELEASE).cloned();
+    let template_hash = d.tags.get(TAG_TEMPLATE_HASH).cloned();
+    store
+        .put_stack_state(StackState {
+            tenant: tenant.clone(),
+            stack,
+            status: Some(d.status.to_string()),
+            release: release.clone(),
+            template_hash: template_hash.clone(),
+            last_outcome: previous.as_ref().and_then(|p| p.last_outcome.clone()),
+            last_reason: previous.as_ref().and_then(|p| p.last_reason.clone()),
+            updated_at: Utc::now(),
+        })
+        .await?;
+    let healthy = d.status.sentiment() == crate::aws::Sentiment::Success;
+    if healthy && crate::apply::validate_outputs(stack, &d.outputs).is_ok() {
+        let stored = store.outputs(tenant, stack).await?;
+        if stored.as_ref().is_none_or(|s| s.outputs != d.outputs) {
+            store
+                .put_outputs(StoredOutputs {
+                    tenant: tenant.clone(),
+                    stack,
+                    release: release.unwrap_or_default(),
+                    template_hash: template_hash.unwrap_or_default(),
+                    outputs: d.outputs.clone(),
+                    recorded_at: Utc::now(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Substitutes earlier stacks' outputs into an item's parameters.

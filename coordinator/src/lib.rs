@@ -12,6 +12,7 @@ pub mod apply;
 pub mod aws;
 pub mod cli;
 pub mod deploy;
+pub mod heartbeat;
 pub mod desired;
 pub mod manifest;
 pub mod observe;

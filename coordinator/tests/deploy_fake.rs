@@ -1371,7 +1371,7 @@ async fn a_rejected_call_fails_only_its_tenant_and_is_named_in_the_report() {
 /// After an update rolls back, the stack still runs the release it ran
 /// before; the recorded stack state should say so.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: deploy.rs record_outcome writes release/template_hash None for a rolled-back update, forgetting the release the stack still runs"]
+
 async fn a_rolled_back_update_keeps_the_recorded_release_of_the_stack() {
     let h = Harness::new(vec![standard_tenants()[1].clone()]).await;
     let (_, _, first) = deploy(&h.fleet()).await;
@@ -1418,7 +1418,7 @@ async fn a_rolled_back_update_keeps_the_recorded_release_of_the_stack() {
 /// still says the stack needs recovery, so `coordinator status` tells the
 /// operator to run `coordinator recover` again.
 #[test]
-#[ignore = "bug: cli/recover.rs never writes the stack state after recovering, so status keeps showing UPDATE_ROLLBACK_FAILED / needs_recovery"]
+
 fn recover_records_the_recovered_stack_state() {
     let tenants = vec![standard_tenants()[0].clone()];
     let m = TempManifest::new(&manifest_text(&tenants, "coordinator.db"));

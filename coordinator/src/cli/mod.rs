@@ -8,6 +8,7 @@
 
 pub mod context;
 mod deploy;
+mod heartbeat;
 mod plan;
 mod recover;
 mod render;
@@ -105,6 +106,14 @@ pub enum Command {
     /// Onboard or verify a tenant.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Ping every tenant's workers once over SQS and report their states.
+    ///
+    /// Sends one ping per tenant with a deployed worker stack through the
+    /// tenant's role, waits up to --timeout (default: the heartbeat interval)
+    /// for the pongs, records the states (healthy, degraded, late,
+    /// unreachable, access_denied, not_deployed) and prints them. Exits 1
+    /// when any tenant is not healthy.
+    Heartbeat(heartbeat::Args),
     /// Recover a stack that needs an operator: UPDATE_ROLLBACK_FAILED
     /// (continue the rollback), ROLLBACK_COMPLETE after a failed create
     /// (delete and recreate, with --yes), DELETE_FAILED (delete again, with
@@ -168,6 +177,7 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
                     Command::Status(args) => status::run(&cli, args).await,
                     Command::Tenant(command) => tenant::run(&cli, command, connector).await,
                     Command::Recover(args) => recover::run(&cli, args, connector).await,
+                    Command::Heartbeat(args) => heartbeat::run(&cli, args, connector).await,
                     Command::Validate(_) | Command::Render(_) | Command::Schema(_) => {
                         unreachable!("handled above")
                     }

@@ -84,6 +84,35 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
             }),
         })
         .await;
+    let observed = access
+        .cloudformation
+        .describe_stack(args.stack.stack_name())
+        .await;
+    match observed {
+        Ok(d) => {
+            if let Err(e) = crate::deploy::refresh_stack_state(
+                ctx.store.as_ref(),
+                &tenant.id,
+                args.stack,
+                d.as_ref(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "could not record the recovered stack state");
+            }
+            let mut state =
+                crate::deploy::previous_state(ctx.store.as_ref(), &tenant.id, args.stack)
+                    .await
+                    .ok()
+                    .flatten();
+            if let Some(state) = state.as_mut() {
+                state.last_outcome = Some(format!("recovered:{}", recovery.action));
+                state.last_reason = (!recovery.recovered).then(|| recovery.message.clone());
+                let _ = ctx.store.put_stack_state(state.clone()).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the stack after recovery"),
+    }
     // A deleted failed create is recreated by a normal deploy of that tenant.
     let mut redeploy = None;
     if recovery.action == "delete"

@@ -22,6 +22,8 @@ use stacks::ids::TenantId;
 
 pub use audit::{AuditEntry, BrokenLink, NewAuditEntry};
 
+use crate::heartbeat::detector::{Health, TenantHealth};
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -205,4 +207,30 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError>;
     /// Audit entries with `seq > after`, oldest first, at most `limit`.
     async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Replaces a tenant's heartbeat record; a changed state is appended to
+    /// its history.
+    async fn put_heartbeat(
+        &self,
+        tenant: &TenantId,
+        health: &TenantHealth,
+    ) -> Result<(), StoreError>;
+    /// Every tenant's heartbeat record.
+    async fn heartbeats(&self) -> Result<Vec<(TenantId, TenantHealth)>, StoreError>;
+    /// A tenant's recent state changes, newest first.
+    async fn heartbeat_history(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<HeartbeatChange>, StoreError>;
+}
+
+/// One change of a tenant's heartbeat state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeartbeatChange {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The new state.
+    pub state: Health,
+    /// Why.
+    pub reason: String,
 }

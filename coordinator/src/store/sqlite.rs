@@ -13,12 +13,16 @@ use stacks::ids::TenantId;
 
 use super::audit::{self, AuditEntry, GENESIS, NewAuditEntry};
 use super::{
-    DeploymentRecord, DeploymentResult, NewDeployment, NewPlan, PlanRecord, StackState, Store,
-    StoreError, StoredOutputs,
+    DeploymentRecord, DeploymentResult, HeartbeatChange, NewDeployment, NewPlan, PlanRecord,
+    StackState, Store, StoreError, StoredOutputs,
 };
+use crate::heartbeat::detector::{Health, TenantHealth};
 
 /// Migrations, in order. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_heartbeats.sql")),
+];
 
 /// A store in one SQLite file.
 #[derive(Debug)]
@@ -515,6 +519,89 @@ impl Store for SqliteStore {
         })?;
         rows.map(|r| audit_entry(r?)).collect()
     }
+
+    async fn put_heartbeat(
+        &self,
+        tenant: &TenantId,
+        health: &TenantHealth,
+    ) -> Result<(), StoreError> {
+        let record =
+            serde_json::to_string(health).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let previous: Option<String> = tx
+            .query_row(
+                "SELECT state FROM heartbeats WHERE tenant = ?1",
+                [tenant.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute(
+            "INSERT INTO heartbeats (tenant, state, record, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tenant) DO UPDATE SET state = excluded.state, record = excluded.record,
+               updated_at = excluded.updated_at",
+            params![
+                tenant.as_str(),
+                health.state.as_str(),
+                record,
+                audit::timestamp(&now())
+            ],
+        )?;
+        if previous.as_deref() != Some(health.state.as_str()) {
+            tx.execute(
+                "INSERT INTO heartbeat_history (tenant, at, state, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    tenant.as_str(),
+                    audit::timestamp(&health.since),
+                    health.state.as_str(),
+                    health.reason
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<(TenantId, TenantHealth)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT tenant, record FROM heartbeats ORDER BY tenant")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|row| {
+            let (tenant, record) = row?;
+            let health = serde_json::from_str(&record)
+                .map_err(|e| StoreError::Corrupt(format!("heartbeat record: {e}")))?;
+            Ok((parse("tenant", &tenant)?, health))
+        })
+        .collect()
+    }
+
+    async fn heartbeat_history(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<HeartbeatChange>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT at, state, reason FROM heartbeat_history WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![tenant.as_str(), limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (at, state, reason) = row?;
+            Ok(HeartbeatChange {
+                at: parse_time(&at)?,
+                state: Health::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("heartbeat state {state:?}")))?,
+                reason,
+            })
+        })
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -689,6 +776,6 @@ mod tests {
             .conn()
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(n, MIGRATIONS.len() as i64);
     }
 }
