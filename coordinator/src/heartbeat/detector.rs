@@ -10,10 +10,13 @@
 //! |----------------------------|-------------|
 //! | ≤ 1.5 intervals            | Healthy (or Degraded by queue depths) |
 //! | > 1.5 intervals            | Late: the last expected pong is missing |
-//! | ≥ `unreachable_after` intervals | Unreachable |
+//! | > `unreachable_after` − 0.5 intervals | Unreachable |
 //!
-//! so a worker that dies is Unreachable at most `unreachable_after`
-//! intervals after it last answered. Access and deployment problems are
+//! Rounds come every interval, so silence is a whole number of intervals
+//! plus jitter; each threshold sits half an interval before the round it
+//! triggers at. A worker that dies is Unreachable at the
+//! `unreachable_after`-th round after the last ping it answered: at most
+//! `unreachable_after` intervals after its death. Access and deployment problems are
 //! states of their own: `AccessDenied` (fail closed: we never reach around a
 //! refused role) and `NotDeployed`. `docs/decisions/0004-heartbeat-failure-detector.md`
 //! says why this is a fixed-threshold detector and not phi-accrual.
@@ -247,7 +250,10 @@ pub fn next(
             let interval = chrono::Duration::from_std(t.interval).unwrap_or_default();
             let silence = h.last_alive.map(|seen| now - seen);
             let late_after = interval + interval / 2;
-            let unreachable_after = interval * t.unreachable_after as i32;
+            // Rounds come every interval, so silence is a whole number of
+            // intervals plus processing jitter; the thresholds sit half an
+            // interval before the round they are meant to trigger at.
+            let unreachable_after = interval * t.unreachable_after as i32 - interval / 2;
             let answered = !answers.is_empty();
             if answered || !expected {
                 h.consecutive_misses = 0;
