@@ -8,6 +8,7 @@
 //! `coordinator` binary's front end; [`schemas`] publishes the JSON Schemas.
 
 pub mod access;
+pub mod api;
 pub mod apply;
 pub mod aws;
 pub mod cli;

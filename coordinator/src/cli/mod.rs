@@ -13,8 +13,10 @@ mod plan;
 mod recover;
 mod render;
 mod schema;
+mod serve;
 mod status;
 mod tenant;
+mod token;
 mod validate;
 
 use std::path::PathBuf;
@@ -106,6 +108,12 @@ pub enum Command {
     /// Onboard or verify a tenant.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Run the heartbeat loop and the status service (JSON API, metrics,
+    /// dashboard) until SIGTERM or Ctrl-C.
+    Serve(serve::Args),
+    /// Make bearer tokens for the status service.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Ping every tenant's workers once over SQS and report their states.
     ///
     /// Sends one ping per tenant with a deployed worker stack through the
@@ -166,6 +174,7 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
         Command::Validate(args) => validate::run(&cli, args),
         Command::Render(args) => render::run(&cli, args),
         Command::Schema(args) => schema::run(&cli, args),
+        Command::Token(command) => token::run(&cli, command),
         command => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -178,7 +187,11 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
                     Command::Tenant(command) => tenant::run(&cli, command, connector).await,
                     Command::Recover(args) => recover::run(&cli, args, connector).await,
                     Command::Heartbeat(args) => heartbeat::run(&cli, args, connector).await,
-                    Command::Validate(_) | Command::Render(_) | Command::Schema(_) => {
+                    Command::Serve(args) => serve::run(&cli, args, connector).await,
+                    Command::Validate(_)
+                    | Command::Render(_)
+                    | Command::Schema(_)
+                    | Command::Token(_) => {
                         unreachable!("handled above")
                     }
                 }

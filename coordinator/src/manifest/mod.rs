@@ -25,7 +25,9 @@ pub mod source;
 use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Severity};
-pub use model::{CoordinatorSettings, HeartbeatSettings, Manifest, RolloutPolicy, Tenant};
+pub use model::{
+    ApiSettings, CoordinatorSettings, HeartbeatSettings, Manifest, RolloutPolicy, Tenant,
+};
 
 use diagnostics::Finding;
 use source::Source;

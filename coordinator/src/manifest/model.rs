@@ -33,6 +33,8 @@ pub struct Manifest {
     pub rollout: RolloutPolicy,
     /// Heartbeat settings.
     pub heartbeat: HeartbeatSettings,
+    /// Status service settings.
+    pub api: ApiSettings,
     /// Tenants, in manifest order.
     pub tenants: Vec<Tenant>,
 }
@@ -88,6 +90,16 @@ impl HeartbeatSettings {
             max_concurrent: h.max_concurrent.unwrap_or(d.max_concurrent),
         }
     }
+}
+
+/// `[api]`, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiSettings {
+    /// Listen address.
+    pub listen: String,
+    /// Tokens by hash.
+    #[serde(skip)]
+    pub tokens: Vec<super::raw::RawToken>,
 }
 
 /// `[rollout]`, resolved.
@@ -178,6 +190,13 @@ impl Manifest {
                 waves: raw.rollout.waves,
             },
             heartbeat: HeartbeatSettings::from_raw(raw.heartbeat),
+            api: ApiSettings {
+                listen: raw
+                    .api
+                    .listen
+                    .unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+                tokens: raw.api.tokens,
+            },
             tenants,
         }
     }

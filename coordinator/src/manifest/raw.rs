@@ -29,6 +29,9 @@ pub struct RawManifest {
     /// How the coordinator watches the tenants' workers.
     #[serde(default)]
     pub heartbeat: RawHeartbeat,
+    /// The status service (`coordinator serve`).
+    #[serde(default)]
+    pub api: RawApi,
     /// The tenants (customers) and their AWS accounts.
     #[serde(default)]
     pub tenants: Vec<RawTenant>,
@@ -56,6 +59,46 @@ pub struct RawHeartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]
     pub max_concurrent: Option<usize>,
+}
+
+/// `[api]`: the status service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Address to listen on (default 127.0.0.1:8080); `--listen` overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9A-Za-z.:\[\]-]+:[0-9]{1,5}$"))]
+    pub listen: Option<String>,
+    /// Bearer tokens, stored only as SHA-256 hashes
+    /// (`coordinator token new` makes one).
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+/// `[[api.tokens]]`: one bearer token, by hash.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// Who uses it; the actor of its audit entries.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._@-]{1,64}$"))]
+    pub subject: String,
+    /// What it may do.
+    pub role: TokenRole,
+    /// SHA-256 of the token, 64 lowercase hex digits; never the token itself.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: String,
+}
+
+/// What a token may do.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    /// Read everything the API shows.
+    Viewer,
+    /// Read, and trigger operations.
+    Operator,
 }
 
 /// `[coordinator]`: the vendor side.

@@ -210,6 +210,45 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
             .hint("use 1s to 1h; 30s is the default"),
         );
     }
+    // Token subjects name the actor of audit entries, and a hash names one
+    // token: both must be unique.
+    let tokens: Vec<&Value> = manifest
+        .get("api")
+        .and_then(|a| a.get("tokens"))
+        .and_then(Value::as_array)
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    let mut subjects: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut hashes: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let at = root.key("api").key("tokens").index(i);
+        if let Some(subject) = token.get("subject").and_then(Value::as_str)
+            && let Some(first) = subjects.insert(subject, i)
+        {
+            subjects.insert(subject, first);
+            findings.push(
+                Finding::error(
+                    at.key("subject"),
+                    format!("duplicate token subject `{subject}`"),
+                )
+                .hint(format!(
+                    "each token needs its own subject; `{subject}` is already api.tokens[{first}]"
+                )),
+            );
+        }
+        if let Some(hash) = token.get("sha256").and_then(Value::as_str)
+            && let Some(first) = hashes.insert(hash, i)
+        {
+            hashes.insert(hash, first);
+            findings.push(
+                Finding::error(
+                    at.key("sha256"),
+                    format!("api.tokens[{i}] has the same hash as api.tokens[{first}]"),
+                )
+                .hint("make a separate token for each subject with `coordinator token new`"),
+            );
+        }
+    }
     let no_tenants = manifest
         .get("tenants")
         .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));

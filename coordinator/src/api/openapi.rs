@@ -1,0 +1,92 @@
+//! The OpenAPI 3.1 document of the JSON API, generated from the response
+//! types in [`super::views`] (JSON Schema 2020-12 is OpenAPI 3.1's schema
+//! dialect, so schemars' output is used as is). A test snapshots it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use schemars::generate::SchemaSettings;
+use serde_json::{Value, json};
+
+use super::views::{AuditPage, FleetSummary, TenantDetail, TenantView};
+use super::{ApiError, AppState};
+use crate::manifest::raw::TokenRole;
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({
+        "200": { "description": description, "content": { "application/json": { "schema": schema } } },
+        "401": { "description": "missing or invalid bearer token" },
+        "403": { "description": "the token's role may not do this" },
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let fleet = generator.subschema_for::<FleetSummary>().to_value();
+    let tenant = generator.subschema_for::<TenantView>().to_value();
+    let detail = generator.subschema_for::<TenantDetail>().to_value();
+    let audit = generator.subschema_for::<AuditPage>().to_value();
+    let components: serde_json::Map<String, Value> =
+        generator.take_definitions(true).into_iter().collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "docproc coordinator status API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Read-only status of the fleet: tenants, stacks, heartbeats, audit. Every path needs a bearer token (viewer role unless noted)."
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/api/v1/fleet": { "get": { "summary": "Fleet summary", "operationId": "fleet", "responses": ok("the fleet at a glance", fleet) } },
+            "/api/v1/tenants": { "get": {
+                "summary": "Every tenant, optionally filtered",
+                "operationId": "tenants",
+                "parameters": [
+                    { "name": "state", "in": "query", "required": false, "schema": { "type": "string" }, "description": "heartbeat state, e.g. healthy" },
+                    { "name": "wave", "in": "query", "required": false, "schema": { "type": "string" } }
+                ],
+                "responses": ok("tenants in manifest order", json!({ "type": "array", "items": tenant }))
+            } },
+            "/api/v1/tenants/{id}": { "get": {
+                "summary": "One tenant in detail",
+                "operationId": "tenant",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": ok("the tenant", detail)
+            } },
+            "/api/v1/audit": { "get": {
+                "summary": "The audit log, paged",
+                "operationId": "audit",
+                "parameters": [
+                    { "name": "after", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }
+                ],
+                "responses": ok("entries after `after`, oldest first", audit)
+            } },
+            "/api/v1/heartbeat/round": { "post": {
+                "summary": "Run a heartbeat round now (operator role)",
+                "operationId": "heartbeatRound",
+                "responses": ok("the round ran", json!({ "type": "object" }))
+            } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "operationId": "metrics", "responses": {
+                "200": { "description": "text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } }
+            } } },
+            "/healthz": { "get": { "summary": "Liveness probe (no token)", "operationId": "healthz", "security": [], "responses": {
+                "200": { "description": "ok", "content": { "text/plain": { "schema": { "type": "string" } } } }
+            } } }
+        }
+    })
+}
+
+/// `GET /api/v1/openapi.json` (viewer token).
+pub async fn handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.tokens.check(&headers, TokenRole::Viewer)?;
+    Ok(Json(document()))
+}
