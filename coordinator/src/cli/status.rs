@@ -27,12 +27,19 @@ pub async fn run(cli: &Cli, _args: &Args) -> CmdResult {
     let mut tenants = Vec::new();
     for t in &manifest.tenants {
         let states = by_tenant.remove(t.id.as_str()).unwrap_or_default();
+        let mut outputs = BTreeMap::new();
+        for kind in t.deployed_stacks() {
+            if let Some(o) = store.outputs(&t.id, *kind).await.map_err(|e| Failure::Failed(e.into()))? {
+                outputs.insert(*kind, o.outputs);
+            }
+        }
         let stacks: Vec<_> = t
             .deployed_stacks()
             .iter()
             .map(|kind: &StackKind| {
                 let s = states.iter().find(|s| s.stack == *kind);
                 json!({
+                    "outputs": outputs.get(kind),
                     "stack": kind,
                     "status": s.and_then(|s| s.status.clone()),
                     "release": s.and_then(|s| s.release.clone()),
