@@ -87,3 +87,19 @@ impl Context {
         }
     }
 }
+
+/// Observes, previews and plans, then records the plan (generation, parent).
+pub async fn plan_recorded(
+    fleet: &Fleet<'_>,
+    tenant: Option<&TenantId>,
+    options: crate::plan::PlanOptions,
+) -> Result<(crate::deploy::Planned, crate::plan::Plan), Failure> {
+    let planned = fleet.observe_and_plan(tenant, options).await.map_err(|e| {
+        Failure::Failed(anyhow::Error::new(e).context("rendering the desired stacks"))
+    })?;
+    let plan = fleet
+        .record(planned.draft.clone())
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?;
+    Ok((planned, plan))
+}

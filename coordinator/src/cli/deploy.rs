@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use stacks::Release;
 use stacks::ids::TenantId;
 
-use super::context::{ConnectorOverride, context};
+use super::context::{ConnectorOverride, context, plan_recorded};
 use super::{Cli, CmdResult, Failure, OutputFormat};
 use crate::deploy::{DeployReport, print_progress};
 use crate::plan::{PlanOptions, render};
@@ -51,16 +51,7 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
     let options = PlanOptions {
         allow_replace: args.allow_replace,
     };
-    let planned = fleet
-        .observe_and_plan(args.tenant.as_ref(), options)
-        .await
-        .map_err(|e| {
-            Failure::Failed(anyhow::Error::new(e).context("rendering the desired stacks"))
-        })?;
-    let plan = fleet
-        .record(planned.draft.clone())
-        .await
-        .map_err(|e| Failure::Failed(e.into()))?;
+    let (planned, plan) = plan_recorded(&fleet, args.tenant.as_ref(), options).await?;
     let changes = plan
         .tenants
         .iter()

@@ -5,8 +5,8 @@
 use stacks::Release;
 use stacks::ids::TenantId;
 
-use super::context::{ConnectorOverride, context};
-use super::{Cli, CmdResult, Failure, OutputFormat};
+use super::context::{ConnectorOverride, context, plan_recorded};
+use super::{Cli, CmdResult, OutputFormat};
 use crate::plan::{PlanOptions, render};
 
 /// Flags of `plan`.
@@ -30,16 +30,7 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
     let options = PlanOptions {
         allow_replace: args.allow_replace,
     };
-    let planned = fleet
-        .observe_and_plan(args.tenant.as_ref(), options)
-        .await
-        .map_err(|e| {
-            Failure::Failed(anyhow::Error::new(e).context("rendering the desired stacks"))
-        })?;
-    let plan = fleet
-        .record(planned.draft.clone())
-        .await
-        .map_err(|e| Failure::Failed(e.into()))?;
+    let (planned, plan) = plan_recorded(&fleet, args.tenant.as_ref(), options).await?;
     match cli.output {
         OutputFormat::Json => println!("{}", serde_json::to_string(&plan).unwrap_or_default()),
         OutputFormat::Human => {

@@ -4,7 +4,7 @@ use serde_json::json;
 use stacks::ids::TenantId;
 use stacks::{Release, StackKind};
 
-use super::context::{ConnectorOverride, context};
+use super::context::{ConnectorOverride, context, plan_recorded};
 use super::render::select_tenants;
 use super::{Cli, CmdResult, Failure, OutputFormat};
 use crate::access;
@@ -124,14 +124,8 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
     {
         let release = Release::builtin();
         let fleet = ctx.fleet(release, Some(1));
-        let planned = fleet
-            .observe_and_plan(Some(&tenant.id), PlanOptions::default())
-            .await
-            .map_err(|e| Failure::Failed(e.into()))?;
-        let plan = fleet
-            .record(planned.draft.clone())
-            .await
-            .map_err(|e| Failure::Failed(e.into()))?;
+        let (planned, plan) =
+            plan_recorded(&fleet, Some(&tenant.id), PlanOptions::default()).await?;
         let progress = crate::deploy::print_progress();
         redeploy = Some(fleet.apply(&plan, &planned, progress.as_ref()).await);
     }

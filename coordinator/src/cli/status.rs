@@ -29,7 +29,11 @@ pub async fn run(cli: &Cli, _args: &Args) -> CmdResult {
         let states = by_tenant.remove(t.id.as_str()).unwrap_or_default();
         let mut outputs = BTreeMap::new();
         for kind in t.deployed_stacks() {
-            if let Some(o) = store.outputs(&t.id, *kind).await.map_err(|e| Failure::Failed(e.into()))? {
+            if let Some(o) = store
+                .outputs(&t.id, *kind)
+                .await
+                .map_err(|e| Failure::Failed(e.into()))?
+            {
                 outputs.insert(*kind, o.outputs);
             }
         }
