@@ -305,7 +305,6 @@ async fn the_dashboard_shows_a_dead_tenant_in_a_real_browser() {
         store: store.clone(),
         monitor: monitor.clone(),
         tokens: auth::Tokens::new(manifest.api.tokens.clone()),
-        rtt: Arc::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();

@@ -22,20 +22,31 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// `GET /` (viewer token or the login cookie).
-pub async fn index(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    state.tokens.check(&headers, TokenRole::Viewer)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        INDEX,
-    )
-        .into_response())
+/// Shown instead of the dashboard when the browser has no valid session.
+const LOGIN_NEEDED: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>docproc fleet: log in</title></head>\
+<body style=\"font-family:system-ui,sans-serif;background:#0d1117;color:#e6edf3;padding:3rem;font-size:1.2rem\">\
+<h1>Log in to the docproc fleet dashboard</h1><p>Your session is missing or has expired. Open \
+<code>/login?token=&lt;viewer token&gt;</code> with a token from <code>coordinator token new</code>.</p></body></html>";
+
+/// `GET /` (viewer token or the login cookie); without one, a page that
+/// says how to log in (a browser cannot show a bare JSON 401 usefully).
+pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.tokens.check(&headers, TokenRole::Viewer) {
+        Ok(_) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            INDEX,
+        )
+            .into_response(),
+        Err(code) => (
+            code,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            LOGIN_NEEDED,
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /assets/{file}` (viewer token or the login cookie).

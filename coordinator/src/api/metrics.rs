@@ -48,7 +48,8 @@ impl Histogram {
         }
     }
 
-    fn render(&self, name: &str, help: &str, out: &mut String) {
+    /// Writes the histogram in the exposition format.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} histogram");
@@ -74,13 +75,6 @@ fn escape(label: &str) -> String {
 
 /// The exposition text.
 pub async fn render(state: &AppState) -> Result<String, ApiError> {
-    state.rtt.observe_all(
-        state
-            .monitor
-            .take_rtts()
-            .into_iter()
-            .map(|ms| ms as f64 / 1000.0),
-    );
     let snapshot = state.monitor.snapshot();
     let mut out = String::new();
     let _ = writeln!(
@@ -92,7 +86,7 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
         let n = snapshot.iter().filter(|s| s.health.state == *h).count();
         let _ = writeln!(out, "docproc_tenants{{state=\"{}\"}} {n}", h.as_str());
     }
-    state.rtt.render(
+    state.monitor.rtt.render(
         "docproc_heartbeat_rtt_seconds",
         "Round-trip time from ping to received pong.",
         &mut out,

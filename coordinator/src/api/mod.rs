@@ -47,8 +47,6 @@ pub struct AppState {
     pub monitor: Arc<Monitor>,
     /// Accepted tokens.
     pub tokens: Tokens,
-    /// Round-trip histogram fed from the monitor.
-    pub rtt: Arc<metrics::Histogram>,
 }
 
 impl std::fmt::Debug for AppState {

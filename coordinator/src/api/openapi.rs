@@ -22,7 +22,12 @@ fn ok(description: &str, schema: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let mut generator = SchemaSettings::openapi3().into_generator();
+    // OpenAPI 3.1 uses JSON Schema 2020-12 itself (`null` in type unions, no
+    // `nullable`), with definitions under /components/schemas.
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    let mut generator = settings.into_generator();
     let fleet = generator.subschema_for::<FleetSummary>().to_value();
     let tenant = generator.subschema_for::<TenantView>().to_value();
     let detail = generator.subschema_for::<TenantDetail>().to_value();

@@ -68,7 +68,6 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
         store: ctx.store.clone(),
         monitor: monitor.clone(),
         tokens: Tokens::new(manifest.api.tokens.clone()),
-        rtt: Arc::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let heartbeat = {

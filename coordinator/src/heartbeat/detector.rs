@@ -183,11 +183,17 @@ pub enum Observation {
 }
 
 fn ago(from: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (now - from).num_seconds().max(0);
-    match secs {
-        0..=119 => format!("{secs}s ago"),
-        120..=7199 => format!("{}m ago", secs / 60),
-        _ => format!("{}h ago", secs / 3600),
+    format!("{} ago", span(now - from))
+}
+
+/// A duration for people: `0.6s`, `42s`, `5m`, `3h`.
+fn span(d: chrono::Duration) -> String {
+    let ms = d.num_milliseconds().max(0);
+    match ms {
+        0..=9_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        10_000..=119_999 => format!("{}s", ms / 1000),
+        120_000..=7_199_999 => format!("{}m", ms / 60_000),
+        _ => format!("{}h", ms / 3_600_000),
     }
 }
 
@@ -264,8 +270,8 @@ pub fn next(
                 Some(s) if s >= unreachable_after => (
                     Health::Unreachable,
                     format!(
-                        "no pong for {}s ({} intervals); last alive {}",
-                        s.num_seconds(),
+                        "no pong for {} ({} intervals); last alive {}",
+                        span(s),
                         t.unreachable_after,
                         ago(now - s, now)
                     ),
@@ -392,6 +398,7 @@ mod tests {
             "silence 90s = 3 intervals: {h:?}"
         );
         assert!(h.reason.contains("no pong for 90s"), "{}", h.reason);
+        assert_eq!(span(chrono::Duration::milliseconds(600)), "0.6s");
         assert_eq!(h.since, at(150));
         // It comes back.
         h = next(&h, round(vec![answer(150)]), at(180), &T);

@@ -112,7 +112,8 @@ pub struct Monitor {
     settings: HeartbeatSettings,
     runtimes: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<Runtime>>>>,
     health: Mutex<BTreeMap<TenantId, TenantHealth>>,
-    rtts_ms: Mutex<Vec<u64>>,
+    /// Round-trip times of matched pongs, for metrics.
+    pub rtt: crate::api::metrics::Histogram,
     /// Counters for metrics.
     pub counters: Counters,
 }
@@ -174,7 +175,7 @@ impl Monitor {
             settings,
             runtimes: Mutex::new(HashMap::new()),
             health: Mutex::new(health),
-            rtts_ms: Mutex::new(Vec::new()),
+            rtt: Default::default(),
             counters: Counters::default(),
         })
     }
@@ -203,11 +204,6 @@ impl Monitor {
             .collect();
         out.sort_by_key(|s| order.get(&s.tenant).copied().unwrap_or(usize::MAX));
         out
-    }
-
-    /// Round-trip times (ms) observed since the last call, for histograms.
-    pub fn take_rtts(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.rtts_ms.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn runtime(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<Runtime>> {
@@ -548,10 +544,7 @@ impl Monitor {
                         let o = runtime.outstanding.remove(i).expect("index from position");
                         self.counters.pongs_received.fetch_add(1, Ordering::Relaxed);
                         let rtt = (received_at - o.sent_at).num_milliseconds().max(0) as u64;
-                        self.rtts_ms
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(rtt);
+                        self.rtt.observe_all([rtt as f64 / 1000.0]);
                         answers.push(Answer {
                             ping_sent_at: o.sent_at,
                             received_at,
