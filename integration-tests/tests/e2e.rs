@@ -13,6 +13,8 @@ use integration_tests::moto::{self, MotoServer};
 mod agent;
 #[path = "e2e/aws_sdk.rs"]
 mod aws_sdk;
+#[path = "e2e/deploy.rs"]
+mod deploy;
 #[path = "e2e/sqs.rs"]
 mod sqs;
 #[path = "e2e/sts.rs"]
