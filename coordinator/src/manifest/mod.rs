@@ -21,12 +21,14 @@ pub mod raw;
 pub mod rules;
 pub mod schema_check;
 pub mod source;
+pub mod tolerance;
 
 use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Severity};
 pub use model::{
     ApiSettings, CoordinatorSettings, HeartbeatSettings, Manifest, RolloutPolicy, Tenant,
+    WavePolicy,
 };
 
 use diagnostics::Finding;

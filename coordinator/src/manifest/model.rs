@@ -1,7 +1,7 @@
 //! The validated manifest: defaults applied, paths resolved, nothing left to
 //! check. The rest of the coordinator only ever sees these types.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -14,6 +14,7 @@ use stacks::ids::{
 
 use super::duration::HumanDuration;
 use super::raw::RawManifest;
+use super::tolerance::FailureTolerance;
 
 /// Name of the coordinator's own role when `principal_arn` is not given.
 pub const DEFAULT_COORDINATOR_ROLE: &str = "docproc-coordinator";
@@ -102,11 +103,84 @@ pub struct ApiSettings {
     pub tokens: Vec<super::raw::RawToken>,
 }
 
-/// `[rollout]`, resolved.
-#[derive(Debug, Clone, Serialize)]
+/// `[rollout]`, resolved: every wave's policy with overrides applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RolloutPolicy {
     /// Waves in order.
     pub waves: Vec<WaveName>,
+    /// The `[rollout]` values, with defaults applied.
+    pub defaults: WavePolicy,
+    /// Waves with `[rollout.overrides.<wave>]`, fully resolved.
+    pub overrides: BTreeMap<WaveName, WavePolicy>,
+}
+
+impl RolloutPolicy {
+    /// The policy of `wave`: its override, or the `[rollout]` values.
+    pub fn for_wave(&self, wave: &WaveName) -> WavePolicy {
+        self.overrides.get(wave).copied().unwrap_or(self.defaults)
+    }
+}
+
+/// The rollout policy of one wave. See [`crate::rollout`] for what each
+/// value means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WavePolicy {
+    /// Tenants deployed at once.
+    pub max_concurrent: usize,
+    /// Failed tenants tolerated.
+    pub failure_tolerance: FailureTolerance,
+    /// How long the wave must stay healthy.
+    pub bake_time: HumanDuration,
+    /// Whether an unhealthy tenant during the bake halts the rollout.
+    pub health_gate: bool,
+}
+
+impl Default for WavePolicy {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 8,
+            failure_tolerance: FailureTolerance::Count(0),
+            bake_time: HumanDuration::new(std::time::Duration::from_secs(600)),
+            health_gate: true,
+        }
+    }
+}
+
+impl RolloutPolicy {
+    fn from_raw(r: super::raw::RawRollout) -> Self {
+        let base = WavePolicy::default();
+        let defaults = WavePolicy {
+            max_concurrent: r.max_concurrent.unwrap_or(base.max_concurrent),
+            failure_tolerance: r.failure_tolerance.unwrap_or(base.failure_tolerance),
+            bake_time: r.bake_time.unwrap_or(base.bake_time),
+            health_gate: r.health_gate.unwrap_or(base.health_gate),
+        };
+        let overrides = r
+            .overrides
+            .into_iter()
+            .filter_map(|(wave, o)| {
+                // The rules reject an override of an unknown or malformed
+                // wave before the model is built.
+                let wave: WaveName = wave.parse().ok()?;
+                Some((
+                    wave,
+                    WavePolicy {
+                        max_concurrent: o.max_concurrent.unwrap_or(defaults.max_concurrent),
+                        failure_tolerance: o
+                            .failure_tolerance
+                            .unwrap_or(defaults.failure_tolerance),
+                        bake_time: o.bake_time.unwrap_or(defaults.bake_time),
+                        health_gate: o.health_gate.unwrap_or(defaults.health_gate),
+                    },
+                ))
+            })
+            .collect();
+        Self {
+            waves: r.waves,
+            defaults,
+            overrides,
+        }
+    }
 }
 
 /// One tenant, resolved.
@@ -186,9 +260,7 @@ impl Manifest {
                 principal_arn,
             },
             release: raw.release.version,
-            rollout: RolloutPolicy {
-                waves: raw.rollout.waves,
-            },
+            rollout: RolloutPolicy::from_raw(raw.rollout),
             heartbeat: HeartbeatSettings::from_raw(raw.heartbeat),
             api: ApiSettings {
                 listen: raw

@@ -10,7 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stacks::builtin::storage::RetentionDays;
 
+use std::collections::BTreeMap;
+
 use super::duration::HumanDuration;
+use super::tolerance::FailureTolerance;
 use stacks::ids::{
     AccountId, Capability, ExternalId, Region, ReleaseVersion, RoleArn, TenantId, WaveName,
 };
@@ -133,6 +136,45 @@ pub struct RawRollout {
     /// Rollout waves, in order; every tenant names one.
     #[schemars(length(min = 1, max = 64), extend("uniqueItems" = true))]
     pub waves: Vec<WaveName>,
+    /// Tenants deployed at once within a wave (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent: Option<usize>,
+    /// Failed tenants a wave tolerates before the rollout halts: a count or
+    /// a percentage of the wave, rounded down (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_tolerance: Option<FailureTolerance>,
+    /// How long every tenant of a wave must stay healthy after it is
+    /// deployed before the next wave starts (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_time: Option<HumanDuration>,
+    /// Whether a tenant that is not Healthy during the bake time halts the
+    /// rollout (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<bool>,
+    /// Per-wave overrides of the keys above, by wave name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, RawWaveOverride>,
+}
+
+/// `[rollout.overrides.<wave>]`: one wave's own policy; unset keys take
+/// the `[rollout]` value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaveOverride {
+    /// Tenants deployed at once within this wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent: Option<usize>,
+    /// Failed tenants this wave tolerates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_tolerance: Option<FailureTolerance>,
+    /// How long this wave must stay healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_time: Option<HumanDuration>,
+    /// Whether an unhealthy tenant halts the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<bool>,
 }
 
 /// `[[tenants]]`: one customer.

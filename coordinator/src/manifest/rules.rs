@@ -194,6 +194,60 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
             );
         }
     }
+    // Overrides must name a declared wave.
+    if let Some(overrides) = manifest
+        .get("rollout")
+        .and_then(|r| r.get("overrides"))
+        .and_then(Value::as_object)
+        .filter(|_| wave_check)
+    {
+        for name in overrides.keys() {
+            if !waves.contains(name) {
+                let hint = match closest(name, &waves) {
+                    Some(w) => format!(
+                        "did you mean `{w}`? overrides apply to the waves in [rollout] waves: {}",
+                        waves.join(", ")
+                    ),
+                    None => format!(
+                        "overrides apply to the waves in [rollout] waves: {}",
+                        waves.join(", ")
+                    ),
+                };
+                findings.push(
+                    Finding::error(
+                        root.key("rollout").key("overrides").key(name),
+                        format!("override for unknown wave `{name}`"),
+                    )
+                    .hint(hint),
+                );
+            }
+        }
+    }
+    if let Some(rollout) = manifest.get("rollout") {
+        let at = root.key("rollout");
+        let sections = std::iter::once((at.clone(), rollout)).chain(
+            rollout
+                .get("overrides")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|o| o.iter())
+                .map(|(k, v)| (at.key("overrides").key(k), v)),
+        );
+        for (at, section) in sections {
+            if let Some(text) = section.get("bake_time").and_then(Value::as_str)
+                && let Ok(bake) = text.parse::<super::duration::HumanDuration>()
+                && bake.get() > std::time::Duration::from_secs(24 * 3600)
+            {
+                findings.push(
+                    Finding::error(
+                        at.key("bake_time"),
+                        format!("bake_time {text} is longer than a day"),
+                    )
+                    .hint("use 0s (no bake) to 24h; 10m is the default"),
+                );
+            }
+        }
+    }
     if let Some(text) = manifest
         .get("heartbeat")
         .and_then(|h| h.get("interval"))
