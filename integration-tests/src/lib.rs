@@ -17,9 +17,11 @@
 
 pub mod moto;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
+
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -144,6 +146,65 @@ pub async fn assume_role(
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build())
+}
+
+/// A binary of this workspace (`agent`, `coordinator`), next to the directory
+/// of the running test executable (`target/<profile>/`). Fails with the
+/// command that builds it when it is missing or older than its crate's
+/// sources: `sources` are workspace-relative directories that go into it
+/// (`cargo test --workspace --all-targets` builds every binary).
+pub fn workspace_binary(name: &str, sources: &[&str]) -> PathBuf {
+    use std::path::Path;
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| {
+            panic!(
+                "{name} binary not found at {} ({e}): build it with `cargo build -p {name}` \
+             (`cargo test --workspace --all-targets` builds it too)",
+                binary.display()
+            )
+        });
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in sources {
+        if let Some((_, newer)) =
+            newest_file(&workspace.join(dir)).filter(|(modified, _)| *modified > built)
+        {
+            panic!(
+                "{} is older than {}: rebuild it with `cargo build -p {name}`",
+                binary.display(),
+                newer.display()
+            );
+        }
+    }
+    binary
+}
+
+fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, path))
+        };
+        if let Some(c) = candidate
+            && newest.as_ref().is_none_or(|n| c.0 > n.0)
+        {
+            newest = Some(c);
+        }
+    }
+    newest
 }
 
 #[cfg(test)]

@@ -15,10 +15,14 @@ mod agent;
 mod aws_sdk;
 #[path = "e2e/deploy.rs"]
 mod deploy;
+#[path = "e2e/heartbeat.rs"]
+mod heartbeat;
 #[path = "e2e/sqs.rs"]
 mod sqs;
 #[path = "e2e/sts.rs"]
 mod sts;
+#[path = "e2e/verify.rs"]
+mod verify;
 
 /// The moto server of this test process (started on first use).
 fn moto() -> &'static MotoServer {

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ::agent::protocol::{self, Ping, Pong};
 use ::agent::{Config, Responder, SqsQueues};
@@ -202,59 +202,9 @@ async fn responder_answers_pings_on_moto() {
     );
 }
 
-/// `target/debug/agent`, next to the directory of this test executable;
-/// fails if it is missing or older than the agent's sources.
+/// The `agent` binary of this workspace build.
 fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let binary = profile_dir.join("agent");
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "agent binary not found at {} ({e}): build it with `cargo build -p agent` \
-                 (`cargo test --workspace --all-targets` builds it too)",
-                binary.display()
-            )
-        });
-    // Only the sources that go into the binary (editing agent/tests or
-    // agent/Cargo.toml need not relink it).
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/src");
-    let newest = newest_file(&sources);
-    if let Some((_, newer)) = newest.filter(|(modified, _)| *modified > built) {
-        panic!(
-            "{} is older than {}: rebuild it with `cargo build -p agent`",
-            binary.display(),
-            newer.display()
-        );
-    }
-    binary
-}
-
-/// The most recently modified file under `dir` (recursively).
-fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
-    let mut newest: Option<(SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let candidate = if path.is_dir() {
-            newest_file(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (t, path))
-        };
-        if let Some(c) = candidate
-            && newest.as_ref().is_none_or(|n| c.0 > n.0)
-        {
-            newest = Some(c);
-        }
-    }
-    newest
+    integration_tests::workspace_binary("agent", &["agent/src", "protocol/src"])
 }
 
 /// Kills the child if the test ends before it exited.

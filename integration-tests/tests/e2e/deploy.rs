@@ -13,9 +13,9 @@
 //! `shared/moto-notes.md`, section 2, "Update failure").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudformation::types::StackStatus as CfnStatus;
@@ -720,61 +720,15 @@ async fn fleet_deploys_three_tenants_then_a_release_that_fails_in_one() {
 /// Fails when it is missing or older than the sources that go into it, so a
 /// stale binary is never tested.
 fn coordinator_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test executable");
-    // target/<profile>/deps/e2e-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps");
-    let binary = profile_dir.join(format!("coordinator{}", std::env::consts::EXE_SUFFIX));
-    let build = "run `cargo build -p coordinator` first \
-                 (`./dev test` builds it, as `cargo test --workspace --all-targets` does)";
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "the coordinator binary is not at {} ({e}): {build}",
-                binary.display()
-            )
-        });
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("integration-tests lives in the workspace");
-    for dir in ["coordinator/src", "stacks/src", "stacks/templates"] {
-        if let Some((modified, file)) = newest_file(&workspace.join(dir))
-            && modified > built
-        {
-            panic!(
-                "the coordinator binary at {} is older than {}: {build}",
-                binary.display(),
-                file.display()
-            );
-        }
-    }
-    binary
-}
-
-/// The most recently modified file under `dir`, recursively.
-fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
-    let mut newest: Option<(SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let candidate = if path.is_dir() {
-            newest_file(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (t, path))
-        };
-        if let Some(c) = candidate
-            && newest.as_ref().is_none_or(|n| c.0 > n.0)
-        {
-            newest = Some(c);
-        }
-    }
-    newest
+    integration_tests::workspace_binary(
+        "coordinator",
+        &[
+            "coordinator/src",
+            "stacks/src",
+            "stacks/templates",
+            "protocol/src",
+        ],
+    )
 }
 
 /// Runs the coordinator binary against moto with dummy credentials, as a
