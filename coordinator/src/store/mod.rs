@@ -222,6 +222,97 @@ pub trait Store: Send + Sync + fmt::Debug {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<HeartbeatChange>, StoreError>;
+    /// Records a new rollout in state `running`.
+    async fn create_rollout(&self, release: &str, actor: &str)
+    -> Result<RolloutRecord, StoreError>;
+    /// A rollout by id.
+    async fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError>;
+    /// The newest rollout.
+    async fn latest_rollout(&self) -> Result<Option<RolloutRecord>, StoreError>;
+    /// Sets a rollout's state (and why).
+    async fn set_rollout_state(
+        &self,
+        id: i64,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Appends a transition to a rollout's log.
+    async fn append_rollout_event(
+        &self,
+        rollout: i64,
+        event: NewRolloutEvent,
+    ) -> Result<RolloutEvent, StoreError>;
+    /// A rollout's log, oldest first.
+    async fn rollout_events(&self, rollout: i64) -> Result<Vec<RolloutEvent>, StoreError>;
+    /// Takes or renews the rollout lease for `holder` until now + `ttl`, in
+    /// one transaction. Fails with [`LeaseHeld`] (inside `Ok(Err)`) while
+    /// another holder's lease has not expired.
+    async fn acquire_rollout_lease(
+        &self,
+        holder: &str,
+        rollout: i64,
+        ttl: std::time::Duration,
+    ) -> Result<Result<(), LeaseHeld>, StoreError>;
+    /// Gives the lease up, if `holder` has it.
+    async fn release_rollout_lease(&self, holder: &str) -> Result<(), StoreError>;
+}
+
+/// A rollout as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutRecord {
+    /// Id.
+    pub id: i64,
+    /// The release it deploys.
+    pub release: String,
+    /// Who started it.
+    pub actor: String,
+    /// `running`, `halted`, `succeeded`, `superseded`.
+    pub state: String,
+    /// Why it halted, when it did.
+    pub reason: Option<String>,
+    /// Start.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A rollout transition about to be recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewRolloutEvent {
+    /// `wave_started`, `tenant_started`, `tenant_succeeded`,
+    /// `tenant_failed`, `gate_passed`, `gate_failed`, `halted`, `resumed`,
+    /// `completed`.
+    pub kind: String,
+    /// The wave.
+    pub wave: Option<String>,
+    /// The tenant.
+    pub tenant: Option<TenantId>,
+    /// Anything else (reason, duration, ...).
+    pub details: serde_json::Value,
+}
+
+/// A recorded rollout transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutEvent {
+    /// Row id: the order of transitions.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The transition.
+    #[serde(flatten)]
+    pub event: NewRolloutEvent,
+}
+
+/// The rollout lease is held by someone else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rollout {rollout:?} is being driven by {holder} (lease until {expires_at})")]
+pub struct LeaseHeld {
+    /// Who holds it.
+    pub holder: String,
+    /// For which rollout.
+    pub rollout: Option<i64>,
+    /// Until when.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// One change of a tenant's heartbeat state.

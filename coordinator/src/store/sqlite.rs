@@ -13,8 +13,9 @@ use stacks::ids::TenantId;
 
 use super::audit::{self, AuditEntry, GENESIS, NewAuditEntry};
 use super::{
-    DeploymentRecord, DeploymentResult, HeartbeatChange, NewDeployment, NewPlan, PlanRecord,
-    StackState, Store, StoreError, StoredOutputs,
+    DeploymentRecord, DeploymentResult, HeartbeatChange, LeaseHeld, NewDeployment, NewPlan,
+    NewRolloutEvent, PlanRecord, RolloutEvent, RolloutRecord, StackState, Store, StoreError,
+    StoredOutputs,
 };
 use crate::heartbeat::detector::{Health, TenantHealth};
 
@@ -22,6 +23,7 @@ use crate::heartbeat::detector::{Health, TenantHealth};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_heartbeats.sql")),
+    (3, include_str!("migrations/0003_rollouts.sql")),
 ];
 
 /// A store in one SQLite file.
@@ -212,6 +214,33 @@ fn audit_entry(raw: RawAudit) -> Result<AuditEntry, StoreError> {
         details: json(&details)?,
         prev_hash,
         hash,
+    })
+}
+
+type RawRollout = (i64, String, String, String, Option<String>, String, String);
+
+fn rollout_from_row(r: &Row<'_>) -> rusqlite::Result<RawRollout> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn rollout_record(raw: RawRollout) -> Result<RolloutRecord, StoreError> {
+    let (id, release, actor, state, reason, created_at, updated_at) = raw;
+    Ok(RolloutRecord {
+        id,
+        release,
+        actor,
+        state,
+        reason,
+        created_at: parse_time(&created_at)?,
+        updated_at: parse_time(&updated_at)?,
     })
 }
 
@@ -602,6 +631,168 @@ impl Store for SqliteStore {
         })
         .collect()
     }
+
+    async fn create_rollout(
+        &self,
+        release: &str,
+        actor: &str,
+    ) -> Result<RolloutRecord, StoreError> {
+        let at = audit::timestamp(&now());
+        let id = {
+            let conn = self.conn();
+            conn.execute(
+                "INSERT INTO rollouts (release, actor, state, created_at, updated_at) VALUES (?1, ?2, 'running', ?3, ?3)",
+                params![release, actor, at],
+            )?;
+            conn.last_insert_rowid()
+        };
+        self.rollout(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("rollout {id} vanished")))
+    }
+
+    async fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError> {
+        let raw = self
+            .conn()
+            .query_row(
+                "SELECT id, release, actor, state, reason, created_at, updated_at FROM rollouts WHERE id = ?1",
+                [id],
+                rollout_from_row,
+            )
+            .optional()?;
+        raw.map(rollout_record).transpose()
+    }
+
+    async fn latest_rollout(&self) -> Result<Option<RolloutRecord>, StoreError> {
+        let raw = self
+            .conn()
+            .query_row(
+                "SELECT id, release, actor, state, reason, created_at, updated_at FROM rollouts ORDER BY id DESC LIMIT 1",
+                [],
+                rollout_from_row,
+            )
+            .optional()?;
+        raw.map(rollout_record).transpose()
+    }
+
+    async fn set_rollout_state(
+        &self,
+        id: i64,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE rollouts SET state = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, state, reason, audit::timestamp(&now())],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Corrupt(format!("no rollout {id}")));
+        }
+        Ok(())
+    }
+
+    async fn append_rollout_event(
+        &self,
+        rollout: i64,
+        event: NewRolloutEvent,
+    ) -> Result<RolloutEvent, StoreError> {
+        let at = now();
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO rollout_events (rollout, at, kind, wave, tenant, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                rollout,
+                audit::timestamp(&at),
+                event.kind,
+                event.wave,
+                event.tenant.as_ref().map(TenantId::as_str),
+                event.details.to_string()
+            ],
+        )?;
+        Ok(RolloutEvent {
+            id: conn.last_insert_rowid(),
+            at,
+            event,
+        })
+    }
+
+    async fn rollout_events(&self, rollout: i64) -> Result<Vec<RolloutEvent>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, kind, wave, tenant, details FROM rollout_events WHERE rollout = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([rollout], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, at, kind, wave, tenant, details) = r?;
+            Ok(RolloutEvent {
+                id,
+                at: parse_time(&at)?,
+                event: NewRolloutEvent {
+                    kind,
+                    wave,
+                    tenant: tenant.map(|t| parse("tenant", &t)).transpose()?,
+                    details: json(&details)?,
+                },
+            })
+        })
+        .collect()
+    }
+
+    async fn acquire_rollout_lease(
+        &self,
+        holder: &str,
+        rollout: i64,
+        ttl: std::time::Duration,
+    ) -> Result<Result<(), LeaseHeld>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: Option<(String, Option<i64>, String)> = tx
+            .query_row(
+                "SELECT holder, rollout, expires_at FROM rollout_lease WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let now = now();
+        if let Some((other, other_rollout, expires)) = current {
+            let expires_at = parse_time(&expires)?;
+            if other != holder && expires_at > now {
+                return Ok(Err(LeaseHeld {
+                    holder: other,
+                    rollout: other_rollout,
+                    expires_at,
+                }));
+            }
+        }
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let expires = now
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        tx.execute(
+            "INSERT INTO rollout_lease (id, holder, rollout, expires_at) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, rollout = excluded.rollout, expires_at = excluded.expires_at",
+            params![holder, rollout, audit::timestamp(&expires)],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    async fn release_rollout_lease(&self, holder: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM rollout_lease WHERE id = 1 AND holder = ?1",
+            [holder],
+        )?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -777,5 +968,79 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn rollouts_events_and_the_lease() {
+        let store = SqliteStore::in_memory().unwrap();
+        let r = store.create_rollout("1.0.0", "alice").await.unwrap();
+        assert_eq!(r.state, "running");
+        store
+            .append_rollout_event(
+                r.id,
+                NewRolloutEvent {
+                    kind: "tenant_failed".into(),
+                    wave: Some("canary".into()),
+                    tenant: Some(tenant()),
+                    details: json!({"reason": "boom"}),
+                },
+            )
+            .await
+            .unwrap();
+        let events = store.rollout_events(r.id).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event.tenant, Some(tenant()));
+        assert_eq!(events[0].event.details["reason"], "boom");
+        store
+            .set_rollout_state(r.id, "halted", Some("why"))
+            .await
+            .unwrap();
+        let latest = store.latest_rollout().await.unwrap().unwrap();
+        assert_eq!(
+            (latest.state.as_str(), latest.reason.as_deref()),
+            ("halted", Some("why"))
+        );
+
+        let ttl = std::time::Duration::from_secs(60);
+        assert!(
+            store
+                .acquire_rollout_lease("a", r.id, ttl)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        assert!(
+            store
+                .acquire_rollout_lease("a", r.id, ttl)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        let held = store.acquire_rollout_lease("b", r.id, ttl).await.unwrap();
+        assert_eq!(held.unwrap_err().holder, "a");
+        store.release_rollout_lease("a").await.unwrap();
+        assert!(
+            store
+                .acquire_rollout_lease("b", r.id, ttl)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        // An expired lease can be taken over.
+        let zero = std::time::Duration::ZERO;
+        assert!(
+            store
+                .acquire_rollout_lease("b", r.id, zero)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        assert!(
+            store
+                .acquire_rollout_lease("c", r.id, ttl)
+                .await
+                .unwrap()
+                .is_ok()
+        );
     }
 }
