@@ -14,22 +14,19 @@ use std::time::Duration;
 use clap::Parser as _;
 use coordinator::access;
 use coordinator::api::{self, AppState, auth};
-use coordinator::aws::fake::{FakeCloud, Trust};
+use coordinator::aws::fake::FakeCloud;
 use coordinator::cli::{self, Cli};
-use coordinator::deploy::Fleet;
 use coordinator::heartbeat::detector::Health;
 use coordinator::heartbeat::monitor::Monitor;
 use coordinator::manifest::duration::HumanDuration;
 use coordinator::manifest::raw::{RawToken, TokenRole};
 use coordinator::manifest::{self, Manifest};
-use coordinator::plan::PlanOptions;
 use coordinator::store::Store;
 use coordinator::store::sqlite::SqliteStore;
-use coordinator::wait::WaitPolicy;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use support::{DEPLOY_ROLE, TempManifest, VENDOR_ACCOUNT};
+use support::{TempManifest, VENDOR_ACCOUNT};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const VIEWER: &str = "wallboard";
@@ -186,35 +183,10 @@ impl World {
                 sha256: auth::hash(&operator),
             },
         ];
-        let fake = FakeCloud::new();
-        for t in &m.tenants {
-            fake.add_role(&t.account_id, DEPLOY_ROLE, Trust::requiring(&t.external_id));
-            fake.respond_to_pings(&t.account_id, t.region, true);
-        }
+        let fake = support::fake_with_agents(&m);
         let store = Arc::new(SqliteStore::open(&m.coordinator.state_path).unwrap());
+        support::deploy_on(&fake, &m, store.as_ref()).await;
         let operator_identity = access::operator(&fake).await.unwrap();
-        let fast = WaitPolicy {
-            min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            deadline: Duration::from_secs(10),
-        };
-        let fleet = Fleet {
-            connector: &fake,
-            store: store.as_ref(),
-            manifest: &m,
-            release: stacks::Release::builtin(),
-            operator: &operator_identity,
-            concurrency: 8,
-            stack_wait: fast,
-            change_set_wait: fast,
-        };
-        let planned = fleet
-            .observe_and_plan(None, PlanOptions::default())
-            .await
-            .unwrap();
-        let plan = fleet.record(planned.draft.clone()).await.unwrap();
-        let report = fleet.apply(&plan, &planned, &|_| {}).await;
-        assert!(report.failed().is_empty(), "{report:?}");
 
         let manifest = Arc::new(m);
         let monitor = Arc::new(

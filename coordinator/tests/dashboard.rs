@@ -6,6 +6,8 @@
 //! Chromium is found at `$CHROMIUM` or `/usr/bin/chromium`; `./dev setup`
 //! installs it. Without it this test fails (it never skips silently).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -13,15 +15,12 @@ use std::time::Duration;
 
 use coordinator::access;
 use coordinator::api::{self, AppState, auth};
-use coordinator::aws::fake::{FakeCloud, Trust};
-use coordinator::deploy::Fleet;
+use coordinator::aws::fake::FakeCloud;
 use coordinator::heartbeat::detector::Health;
 use coordinator::heartbeat::monitor::Monitor;
 use coordinator::manifest::duration::HumanDuration;
 use coordinator::manifest::{self, Manifest};
-use coordinator::plan::PlanOptions;
 use coordinator::store::sqlite::SqliteStore;
-use coordinator::wait::WaitPolicy;
 
 const INTERVAL: Duration = Duration::from_millis(200);
 /// Dedicated tenants (heartbeated); the second one's agent dies.
@@ -62,39 +61,9 @@ fn manifest(dir: &Path, viewer_token: &str) -> Manifest {
 /// Deploys the fleet on the fake with every agent answering.
 async fn deploy(dir: &Path, viewer_token: &str) -> (FakeCloud, Arc<SqliteStore>, Arc<Manifest>) {
     let m = manifest(dir, viewer_token);
-    let fake = FakeCloud::new();
-    for t in &m.tenants {
-        fake.add_role(
-            &t.account_id,
-            "docproc-coordinator-deploy",
-            Trust::requiring(&t.external_id),
-        );
-        fake.respond_to_pings(&t.account_id, t.region, true);
-    }
+    let fake = support::fake_with_agents(&m);
     let store = Arc::new(SqliteStore::open(&m.coordinator.state_path).unwrap());
-    let operator = access::operator(&fake).await.unwrap();
-    let fast = WaitPolicy {
-        min_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        deadline: Duration::from_secs(10),
-    };
-    let fleet = Fleet {
-        connector: &fake,
-        store: store.as_ref(),
-        manifest: &m,
-        release: stacks::Release::builtin(),
-        operator: &operator,
-        concurrency: 8,
-        stack_wait: fast,
-        change_set_wait: fast,
-    };
-    let planned = fleet
-        .observe_and_plan(None, PlanOptions::default())
-        .await
-        .unwrap();
-    let plan = fleet.record(planned.draft.clone()).await.unwrap();
-    let report = fleet.apply(&plan, &planned, &|_| {}).await;
-    assert!(report.failed().is_empty(), "{report:?}");
+    support::deploy_on(&fake, &m, store.as_ref()).await;
     (fake, store, Arc::new(m))
 }
 

@@ -3,21 +3,20 @@
 //! queues, and a tenant whose SQS calls hang while the others carry on.
 //! Real time with a short interval: the detector measures wall-clock silence.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator::access;
-use coordinator::aws::fake::{FakeCloud, Trust};
-use coordinator::deploy::Fleet;
+use coordinator::aws::fake::FakeCloud;
 use coordinator::heartbeat::detector::Health;
 use coordinator::heartbeat::monitor::Monitor;
 use coordinator::manifest::duration::HumanDuration;
 use coordinator::manifest::{self, Manifest};
-use coordinator::plan::PlanOptions;
 use coordinator::store::Store;
 use coordinator::store::sqlite::SqliteStore;
-use coordinator::wait::WaitPolicy;
 use stacks::ids::TenantId;
 
 const INTERVAL: Duration = Duration::from_millis(200);
@@ -54,39 +53,9 @@ impl World {
     async fn deployed(n: usize) -> World {
         let dir = tempfile::tempdir().unwrap();
         let m = manifest(dir.path(), n);
-        let fake = FakeCloud::new();
-        for t in &m.tenants {
-            fake.add_role(
-                &t.account_id,
-                "docproc-coordinator-deploy",
-                Trust::requiring(&t.external_id),
-            );
-            fake.respond_to_pings(&t.account_id, t.region, true);
-        }
+        let fake = support::fake_with_agents(&m);
         let store = Arc::new(SqliteStore::open(&m.coordinator.state_path).unwrap());
-        let operator = access::operator(&fake).await.unwrap();
-        let fast = WaitPolicy {
-            min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            deadline: Duration::from_secs(10),
-        };
-        let fleet = Fleet {
-            connector: &fake,
-            store: store.as_ref(),
-            manifest: &m,
-            release: stacks::Release::builtin(),
-            operator: &operator,
-            concurrency: 8,
-            stack_wait: fast,
-            change_set_wait: fast,
-        };
-        let planned = fleet
-            .observe_and_plan(None, PlanOptions::default())
-            .await
-            .unwrap();
-        let plan = fleet.record(planned.draft.clone()).await.unwrap();
-        let report = fleet.apply(&plan, &planned, &|_| {}).await;
-        assert!(report.failed().is_empty(), "{report:?}");
+        support::deploy_on(&fake, &m, store.as_ref()).await;
         World {
             _dir: dir,
             fake,

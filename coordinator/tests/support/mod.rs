@@ -352,3 +352,46 @@ impl TempManifest {
         out
     }
 }
+
+/// A fake cloud in which every tenant of `m` has its deploy role (trusting
+/// its own ExternalId) and an agent answering heartbeats.
+pub fn fake_with_agents(m: &Manifest) -> FakeCloud {
+    let fake = FakeCloud::new();
+    for t in &m.tenants {
+        fake.add_role(
+            &t.account_id,
+            "docproc-coordinator-deploy",
+            Trust::requiring(&t.external_id),
+        );
+        fake.respond_to_pings(&t.account_id, t.region, true);
+    }
+    fake
+}
+
+/// Deploys `m`'s fleet on `fake` into `store` with fast waits; panics unless
+/// every tenant ends as planned.
+pub async fn deploy_on(
+    fake: &FakeCloud,
+    m: &Manifest,
+    store: &dyn coordinator::store::Store,
+) -> DeployReport {
+    let operator = access::operator(fake).await.expect("operator");
+    let fast = WaitPolicy {
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        deadline: Duration::from_secs(10),
+    };
+    let fleet = Fleet {
+        connector: fake,
+        store,
+        manifest: m,
+        release: Release::builtin(),
+        operator: &operator,
+        concurrency: 8,
+        stack_wait: fast,
+        change_set_wait: fast,
+    };
+    let (_, _, report) = deploy(&fleet).await;
+    assert!(report.failed().is_empty(), "{report:?}");
+    report
+}
