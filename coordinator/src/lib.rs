@@ -18,6 +18,7 @@ pub mod desired;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod rollout;
 pub mod schemas;
 pub mod store;
 pub mod wait;

@@ -1,0 +1,76 @@
+//! Fleet rollouts: a release goes out wave by wave, under a policy, with
+//! every transition persisted before it is acted on.
+//!
+//! # Semantics (modelled on CloudFormation StackSets)
+//!
+//! * **Waves** run strictly in `[rollout] waves` order. A wave starts only
+//!   after the previous one finished deploying *and* passed its health gate.
+//! * **`max_concurrent`** (default 8) bounds the tenants of one wave being
+//!   deployed at once. Waves never overlap, so it bounds the whole rollout.
+//! * **`failure_tolerance`** (default 0) is the number of failed tenants a
+//!   wave tolerates: a count, or a percentage of the wave's tenants rounded
+//!   **down** (StackSets' `FailureTolerancePercentage`): 10% of 9 tenants
+//!   tolerates 0 failures, 10% of 10 tolerates 1. A tenant fails when any of
+//!   its planned stacks is not as planned (failed, rolled back, timed out,
+//!   blocked, unreachable).
+//! * **Crossing the tolerance** (failures > tolerance): no further tenant of
+//!   the wave is started; tenants already in flight **finish** (a
+//!   CloudFormation operation cannot be safely abandoned) and their outcomes
+//!   are recorded; then the rollout **halts**. The remaining waves are not
+//!   started. Failures within the tolerance let the wave finish and the
+//!   rollout continue.
+//! * **`bake_time`** (default 10m) and **`health_gate`** (default true):
+//!   after a wave's deployments, the coordinator watches the heartbeat
+//!   states of the wave's successfully deployed tenants with dedicated
+//!   stacks for `bake_time`, polling every few seconds. Any such tenant
+//!   seen in a state other than Healthy (Unknown, meaning not pinged yet,
+//!   is tolerated until the end of the bake) fails the gate, and the
+//!   rollout halts. At the end of the bake every one must be Healthy. With
+//!   `health_gate = false` the bake is only a pause; `bake_time = "0s"`
+//!   means no bake and no gate.
+//! * **Halt** (`coordinator rollout halt`, a crossed tolerance, a failed
+//!   gate): new tenants are not started; in-flight ones finish and are
+//!   recorded. The halt names the wave, the failed tenants and why, and how
+//!   to resume or roll back.
+//! * **Resume** (`coordinator rollout resume`) continues a halted or crashed
+//!   rollout from its log: tenants that succeeded are never deployed again;
+//!   failed tenants and tenants that were started but never recorded an
+//!   outcome (a crash) are planned and deployed again (deployments are
+//!   idempotent per plan generation); a wave whose gate failed is baked
+//!   again.
+//! * **One rollout at a time**: a lease in the store (holder and expiry,
+//!   taken in one transaction, renewed while the rollout runs) keeps a
+//!   second coordinator from driving a rollout; `rollout start` refuses
+//!   while a rollout is running (resume it instead). Starting a new rollout
+//!   while one is halted supersedes the halted one (that is how a rollback
+//!   to the previous release is started).
+//! * `[rollout.overrides.<wave>]` replaces any of the four values for one
+//!   wave; unset keys take the `[rollout]` value.
+
+pub mod engine;
+pub mod run;
+
+use stacks::ids::TenantId;
+
+use crate::heartbeat::detector::Health;
+use crate::heartbeat::monitor::Monitor;
+
+pub use engine::{Next, RolloutState, TenantProgress};
+pub use run::{
+    HaltSummary, RolloutError, RolloutReport, Runner, TenantOutcome, halt as halt_rollout,
+};
+
+/// Where the health gate reads tenants' heartbeat states.
+pub trait HealthSource: Send + Sync {
+    /// The current state of every monitored tenant.
+    fn states(&self) -> Vec<(TenantId, Health)>;
+}
+
+impl HealthSource for Monitor {
+    fn states(&self) -> Vec<(TenantId, Health)> {
+        self.snapshot()
+            .into_iter()
+            .map(|s| (s.tenant, s.health.state))
+            .collect()
+    }
+}
