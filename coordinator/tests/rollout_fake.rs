@@ -6,10 +6,15 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use clap::Parser;
+use coordinator::aws::Connector;
 use coordinator::aws::fake::Outcome as Script;
+use coordinator::cli::{self, Cli};
 use coordinator::heartbeat::detector::Health;
 use coordinator::rollout::{HealthSource, RolloutReport, Runner};
 use coordinator::store::Store;
@@ -53,6 +58,17 @@ impl HealthSource for ScriptedHealth {
 
 /// `waves`: (wave, tenant ids); `rollout`: extra `[rollout]` lines.
 async fn harness(waves: &[(&str, &[&str])], rollout: &str) -> Harness {
+    let (specs, text) = rollout_manifest(waves, rollout);
+    let manifest = coordinator::manifest::from_text(Path::new("deploy.toml"), text)
+        .unwrap_or_else(|e| panic!("test manifest is invalid: {}", e.report.render()))
+        .manifest;
+    let mut h = Harness::new(specs).await;
+    h.manifest = manifest;
+    h
+}
+
+/// The tenants and the manifest text of a fleet in `waves`.
+fn rollout_manifest(waves: &[(&str, &[&str])], rollout: &str) -> (Vec<TenantSpec>, String) {
     let mut specs = Vec::new();
     let mut wave_of = BTreeMap::new();
     let mut n = 0;
@@ -91,12 +107,7 @@ async fn harness(waves: &[(&str, &[&str])], rollout: &str) -> Harness {
         out.push_str(line);
         out.push('\n');
     }
-    let manifest = coordinator::manifest::from_text(Path::new("deploy.toml"), out)
-        .unwrap_or_else(|e| panic!("test manifest is invalid: {}", e.report.render()))
-        .manifest;
-    let mut h = Harness::new(specs).await;
-    h.manifest = manifest;
-    h
+    (specs, out)
 }
 
 fn runner<'a>(h: &'a Harness, health: &'a ScriptedHealth) -> Runner<'a> {
@@ -412,4 +423,63 @@ async fn a_second_rollout_is_refused_while_one_is_active() {
     let err = runner(&h, &health).start().await.unwrap_err();
     assert!(err.to_string().contains("rollout resume"), "{err}");
     assert!(h.store.rollout(r.id).await.unwrap().unwrap().state == "running");
+}
+
+fn exit_code(code: ExitCode) -> u8 {
+    (0..=255u8)
+        .find(|c| code == ExitCode::from(*c))
+        .expect("an exit code")
+}
+
+/// The CLI: a failing canary halts with exit 1 and names the tenant;
+/// `status` shows it; `halt` of a halted rollout is bad input; then a
+/// healthy fleet's rollout exits 0.
+#[test]
+fn cli_start_status_halt() {
+    let (specs, text) = rollout_manifest(
+        &[("canary", &["acme", "globex"]), ("general", &["initech"])],
+        "bake_time = \"0s\"",
+    );
+    let m = TempManifest::new(&text);
+    let fake = fake_for(&specs);
+    let globex = specs[1].clone();
+    fake.script(
+        &globex.account_id(),
+        globex.region(),
+        "docproc-storage",
+        Script::FailCreate {
+            resource: "DocumentsBucket".into(),
+            reason: "injected".into(),
+        },
+    );
+    let connector: Arc<dyn Connector> = Arc::new(fake.clone());
+    let run = |args: &[&str]| {
+        let mut argv = vec!["coordinator", "--manifest", m.path.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        exit_code(cli::run_with(
+            Cli::try_parse_from(argv).unwrap(),
+            Some(connector.clone()),
+        ))
+    };
+    assert_eq!(run(&["rollout", "status"]), 2);
+    assert_eq!(run(&["rollout", "start", "--release", "0.0.1", "--yes"]), 2);
+    assert_eq!(run(&["rollout", "start", "--yes"]), 1);
+    assert_eq!(run(&["rollout", "status"]), 0);
+    assert_eq!(run(&["--output", "json", "rollout", "status"]), 0);
+    assert_eq!(run(&["rollout", "halt"]), 2);
+    assert!(
+        fake.stack(&specs[2].account_id(), specs[2].region(), "docproc-storage")
+            .is_none()
+    );
+
+    let (specs, text) = rollout_manifest(
+        &[("canary", &["acme"]), ("general", &["initech"])],
+        "bake_time = \"0s\"",
+    );
+    let m = TempManifest::new(&text);
+    let connector: Arc<dyn Connector> = Arc::new(fake_for(&specs));
+    let mut argv = vec!["coordinator", "--manifest", m.path.to_str().unwrap()];
+    argv.extend_from_slice(&["rollout", "start", "--yes"]);
+    let code = cli::run_with(Cli::try_parse_from(argv).unwrap(), Some(connector));
+    assert_eq!(exit_code(code), 0);
 }

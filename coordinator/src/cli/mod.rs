@@ -12,6 +12,7 @@ mod heartbeat;
 mod plan;
 mod recover;
 mod render;
+mod rollout;
 mod schema;
 mod serve;
 mod status;
@@ -127,6 +128,10 @@ pub enum Command {
     /// (delete and recreate, with --yes), DELETE_FAILED (delete again, with
     /// --yes). A stack another operation is changing is only waited for.
     Recover(recover::Args),
+    /// Roll a release out wave by wave under the [rollout] policy; show,
+    /// halt or resume the rollout.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
 }
 
 /// A failed command: bad input (exit 2) or a failed operation (exit 1).
@@ -188,6 +193,7 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
                     Command::Recover(args) => recover::run(&cli, args, connector).await,
                     Command::Heartbeat(args) => heartbeat::run(&cli, args, connector).await,
                     Command::Serve(args) => serve::run(&cli, args, connector).await,
+                    Command::Rollout(command) => rollout::run(&cli, command, connector).await,
                     Command::Validate(_)
                     | Command::Render(_)
                     | Command::Schema(_)

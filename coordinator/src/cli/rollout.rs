@@ -1,0 +1,265 @@
+//! `coordinator rollout start|status|halt|resume`: a release wave by wave
+//! under the `[rollout]` policy (see [`crate::rollout`] for the semantics).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stacks::Release;
+
+use super::context::{ConnectorOverride, context, open_store};
+use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
+use crate::heartbeat::monitor::Monitor;
+use crate::rollout::run::{RolloutError, RolloutReport, Runner, holder_name, report};
+use crate::store::RolloutEvent;
+
+/// `rollout` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutCommand {
+    /// Plan, show the waves and their policy, confirm, and roll the release
+    /// out wave by wave: each wave's tenants at most max_concurrent at once,
+    /// halting when a wave fails more tenants than failure_tolerance or a
+    /// tenant is not Healthy during the bake time. Exits 1 when halted.
+    Start(StartArgs),
+    /// Show the latest rollout from the state file (no AWS calls).
+    Status,
+    /// Halt the running rollout: no new tenant is started; stack operations
+    /// in flight finish and are recorded.
+    Halt(HaltArgs),
+    /// Continue a halted or crashed rollout; tenants that succeeded are not
+    /// deployed again.
+    Resume(ResumeArgs),
+}
+
+/// Flags of `rollout start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The release to roll out; must be the manifest's (and this build's).
+    #[arg(long, value_name = "VERSION")]
+    pub release: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Seconds between health polls during a bake.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub poll_interval: u64,
+}
+
+/// Flags of `rollout halt`.
+#[derive(Debug, clap::Args)]
+pub struct HaltArgs {
+    /// Why (recorded in the audit log).
+    #[arg(long, default_value = "halted by an operator")]
+    pub reason: String,
+}
+
+/// Flags of `rollout resume`.
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// Seconds between health polls during a bake.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub poll_interval: u64,
+}
+
+pub async fn run(cli: &Cli, command: &RolloutCommand, connector: ConnectorOverride) -> CmdResult {
+    match command {
+        RolloutCommand::Status => status(cli).await,
+        RolloutCommand::Halt(args) => halt(cli, args, connector).await,
+        RolloutCommand::Start(args) => drive(cli, Some(args), args.poll_interval, connector).await,
+        RolloutCommand::Resume(args) => drive(cli, None, args.poll_interval, connector).await,
+    }
+}
+
+fn failed(e: RolloutError) -> Failure {
+    match e {
+        RolloutError::AlreadyRunning(_) | RolloutError::Leased(_) | RolloutError::Nothing(_) => {
+            Failure::BadInput(e.into())
+        }
+        e => Failure::Failed(e.into()),
+    }
+}
+
+async fn status(cli: &Cli) -> CmdResult {
+    let manifest = load_manifest(cli)?.manifest;
+    let store = open_store(&manifest)?;
+    let Some(latest) = store
+        .latest_rollout()
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?
+    else {
+        return Err(Failure::bad_input("no rollout has been started"));
+    };
+    let r = report(store.as_ref(), &manifest, latest.id, None)
+        .await
+        .map_err(failed)?;
+    match cli.output {
+        OutputFormat::Json => println!("{}", serde_json::json!({ "rollout": latest, "report": r })),
+        OutputFormat::Human => {
+            println!(
+                "Rollout {} of release {} by {}: {}",
+                latest.id, latest.release, latest.actor, latest.state
+            );
+            print!("{}", summary(&r));
+        }
+    }
+    Ok(())
+}
+
+async fn halt(cli: &Cli, args: &HaltArgs, connector: ConnectorOverride) -> CmdResult {
+    let ctx = context(cli, None, connector).await?;
+    let r = crate::rollout::halt_rollout(ctx.store.as_ref(), ctx.operator.actor(), &args.reason)
+        .await
+        .map_err(failed)?;
+    match cli.output {
+        OutputFormat::Json => println!("{}", serde_json::json!({ "rollout": r })),
+        OutputFormat::Human => println!(
+            "Rollout {} halted: no new tenant will be started; operations in flight finish and are recorded.\nResume with `coordinator rollout resume`.",
+            r.id
+        ),
+    }
+    Ok(())
+}
+
+fn confirm(what: &str) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::bad_input(format!(
+            "refusing to {what} without confirmation: stdin is not a terminal; pass --yes"
+        )));
+    }
+    eprint!("{what}? Type 'yes' to continue: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Failed(e.into()))?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn drive(
+    cli: &Cli,
+    start: Option<&StartArgs>,
+    poll_interval: u64,
+    connector: ConnectorOverride,
+) -> CmdResult {
+    let ctx = context(cli, None, connector).await?;
+    let human = cli.output == OutputFormat::Human;
+    if let Some(args) = start {
+        if let Some(v) = &args.release
+            && v != &ctx.manifest.release.to_string()
+        {
+            return Err(Failure::bad_input(format!(
+                "--release {v} is not the manifest's release {}; set [release] version and use that release's coordinator",
+                ctx.manifest.release
+            )));
+        }
+        if human {
+            eprint!("{}", waves_text(&ctx.manifest));
+        }
+        if !args.yes && !confirm(&format!("Roll out release {}", ctx.manifest.release))? {
+            return Err(Failure::bad_input("rollout cancelled; nothing was changed"));
+        }
+    }
+    let monitor = Monitor::new(
+        ctx.connector.clone(),
+        ctx.store.clone(),
+        Arc::new(ctx.manifest.clone()),
+        ctx.operator.clone(),
+    )
+    .await
+    .map_err(|e| Failure::Failed(e.into()))?;
+    let release = Release::builtin();
+    let output = cli.output;
+    let on_event = move |e: &RolloutEvent| match output {
+        OutputFormat::Json => println!("{}", serde_json::json!({ "event": e })),
+        OutputFormat::Human => eprintln!(
+            "{} {:<16} {:<10} {:<14} {}",
+            e.at.format("%H:%M:%S"),
+            e.event.kind,
+            e.event.wave.as_deref().unwrap_or(""),
+            e.event.tenant.as_ref().map(|t| t.as_str()).unwrap_or(""),
+            e.event.details["reason"].as_str().unwrap_or("")
+        ),
+    };
+    let progress = crate::deploy::print_progress();
+    let quiet = |_: crate::apply::Progress<'_>| {};
+    let runner = Runner {
+        fleet: ctx.fleet(release, None),
+        health: &monitor,
+        poll_interval: Duration::from_secs(poll_interval.max(1)),
+        lease_ttl: Duration::from_secs(120),
+        holder: holder_name(ctx.operator.actor()),
+        on_event: &on_event,
+        progress: if human { progress.as_ref() } else { &quiet },
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let heartbeats = monitor.run(async {
+        let _ = rx.await;
+    });
+    let work = async {
+        let r = if start.is_some() {
+            runner.start().await
+        } else {
+            runner.resume().await
+        };
+        let _ = tx.send(());
+        r
+    };
+    let (result, ()) = tokio::join!(work, heartbeats);
+    let r = result.map_err(failed)?;
+    match cli.output {
+        OutputFormat::Json => println!("{}", serde_json::json!({ "report": r })),
+        OutputFormat::Human => print!("{}", summary(&r)),
+    }
+    match &r.halt {
+        None => Ok(()),
+        Some(h) => Err(Failure::Failed(anyhow::anyhow!("{h}"))),
+    }
+}
+
+fn waves_text(manifest: &crate::manifest::Manifest) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("Rollout plan for release {}:\n", manifest.release);
+    for (wave, tenants) in crate::rollout::engine::waves(manifest) {
+        let p = manifest.rollout.for_wave(&wave);
+        let _ = writeln!(
+            out,
+            "  wave {wave}: {} tenant(s), max_concurrent {}, failure_tolerance {} ({} failure(s) tolerated), bake_time {}, health_gate {}",
+            tenants.len(),
+            p.max_concurrent,
+            p.failure_tolerance,
+            p.failure_tolerance.allowed(tenants.len()),
+            p.bake_time,
+            p.health_gate
+        );
+        let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+        let _ = writeln!(out, "    {}", names.join(", "));
+    }
+    out
+}
+
+/// The end-of-rollout report for people.
+pub fn summary(r: &RolloutReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "Rollout {} (release {}):", r.rollout, r.release);
+    for t in &r.tenants {
+        let took = t
+            .duration_ms
+            .map(|ms| format!(" ({:.1}s)", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<14} {:<12}{took} {}",
+            t.wave.as_str(),
+            t.tenant.as_str(),
+            t.outcome,
+            t.reason.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(out, "Verdict: {}", r.verdict);
+    if let Some(h) = &r.halt {
+        let _ = writeln!(out, "{h}");
+    }
+    out
+}
