@@ -483,3 +483,47 @@ fn cli_start_status_halt() {
     let code = cli::run_with(Cli::try_parse_from(argv).unwrap(), Some(connector));
     assert_eq!(exit_code(code), 0);
 }
+
+#[test]
+fn the_policy_resolves_overrides_and_rejects_bad_values() {
+    let (_, text) = rollout_manifest(
+        &[("canary", &["acme"]), ("general", &["globex"])],
+        "max_concurrent = 4\nfailure_tolerance = \"10%\"\nbake_time = \"5m\"\n[rollout.overrides.canary]\nmax_concurrent = 1\nhealth_gate = false",
+    );
+    let m = coordinator::manifest::from_text(Path::new("deploy.toml"), text)
+        .unwrap_or_else(|e| panic!("{}", e.report.render()))
+        .manifest;
+    let canary = m.rollout.for_wave(&"canary".parse().unwrap());
+    let general = m.rollout.for_wave(&"general".parse().unwrap());
+    assert_eq!(
+        (
+            canary.max_concurrent,
+            canary.health_gate,
+            canary.bake_time.to_string()
+        ),
+        (1, false, "5m".to_owned())
+    );
+    assert_eq!(canary.failure_tolerance.to_string(), "10%");
+    assert_eq!((general.max_concurrent, general.health_gate), (4, true));
+
+    for (extra, expect) in [
+        (
+            "[rollout.overrides.canry]\nmax_concurrent = 1",
+            "unknown wave `canry`",
+        ),
+        ("failure_tolerance = \"150%\"", "failure_tolerance"),
+        ("failure_tolerance = -1", "failure_tolerance"),
+        ("max_concurrent = 0", "max_concurrent"),
+        ("bake_time = \"2d\"", "bake_time"),
+        ("bake_time = \"48h\"", "longer than a day"),
+        ("health_gate = \"yes\"", "health_gate"),
+        ("[rollout.overrides.canary]\nretries = 3", "retries"),
+    ] {
+        let (_, text) = rollout_manifest(&[("canary", &["acme"])], extra);
+        let err = coordinator::manifest::from_text(Path::new("deploy.toml"), text)
+            .err()
+            .unwrap_or_else(|| panic!("{extra:?} accepted"));
+        let report = err.report.render();
+        assert!(report.contains(expect), "{extra:?}: {report}");
+    }
+}

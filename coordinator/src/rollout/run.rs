@@ -3,7 +3,7 @@
 //! tenant with [`Fleet::apply`] on that tenant's slice of the plan.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -455,11 +455,16 @@ impl Runner<'_> {
         let allowed = policy.failure_tolerance.allowed(size);
         let failures = AtomicUsize::new(already_failed);
         let failures = &failures;
-        let results: Vec<Result<(), StoreError>> = futures::stream::iter(tenants)
+        let lost = AtomicBool::new(false);
+        let lost = &lost;
+        let work = futures::stream::iter(tenants)
             .map(|tenant| async move {
                 // Checked as each tenant is about to start: past the
                 // tolerance or after a halt, nothing new starts.
-                if failures.load(Ordering::SeqCst) > allowed || self.halted_by_request(id).await? {
+                if failures.load(Ordering::SeqCst) > allowed
+                    || lost.load(Ordering::SeqCst)
+                    || self.halted_by_request(id).await?
+                {
                     return Ok(());
                 }
                 self.record(id, event("tenant_started", Some(wave), Some(tenant)))
@@ -514,9 +519,34 @@ impl Runner<'_> {
                 Ok(())
             })
             .buffer_unordered(policy.max_concurrent.max(1))
-            .collect()
-            .await;
+            .collect::<Vec<Result<(), StoreError>>>();
+        // The lease is renewed while the wave's tenants deploy; if another
+        // coordinator took it over, nothing new starts.
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.lease_ttl / 3).await;
+                match self
+                    .store()
+                    .acquire_rollout_lease(&self.holder, id, self.lease_ttl)
+                    .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(held)) => {
+                        tracing::error!(error = %held, "lost the rollout lease; starting no more tenants");
+                        lost.store(true, Ordering::SeqCst);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the rollout lease"),
+                }
+            }
+        };
+        let results = tokio::select! {
+            results = work => results,
+            () = renew => unreachable!("the renewal loop never ends"),
+        };
         results.into_iter().collect::<Result<(), _>>()?;
+        if lost.load(Ordering::SeqCst) {
+            self.lease(id).await?;
+        }
         Ok(())
     }
 
