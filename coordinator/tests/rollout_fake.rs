@@ -527,3 +527,35 @@ fn the_policy_resolves_overrides_and_rejects_bad_values() {
         assert!(report.contains(expect), "{extra:?}: {report}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn crossing_the_tolerance_mid_wave_starts_no_further_tenant() {
+    let h = harness(
+        &[("canary", &["t01", "t02", "t03", "t04"])],
+        "bake_time = \"0s\"\nmax_concurrent = 1\nfailure_tolerance = \"25%\"",
+    )
+    .await;
+    // 25% of 4 tolerates one failure; the second one halts the wave.
+    fail_storage(&h, "t01");
+    fail_storage(&h, "t02");
+    let health = ScriptedHealth::healthy(&h);
+    let report = runner(&h, &health).start().await.expect("rollout");
+    assert_eq!(report.verdict, "halted");
+    assert_eq!(
+        outcomes(&report),
+        o(&[
+            ("t01", "failed"),
+            ("t02", "failed"),
+            ("t03", "not_started"),
+            ("t04", "not_started")
+        ])
+    );
+    let halt = report.halt.unwrap();
+    assert!(
+        halt.reason
+            .contains("2 of 4 tenant(s) failed, more than the 1 tolerated"),
+        "{}",
+        halt.reason
+    );
+    assert_eq!(changes(&h, "t03"), 0);
+}
