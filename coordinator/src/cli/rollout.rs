@@ -213,7 +213,15 @@ async fn drive(
     }
     match &r.halt {
         None => Ok(()),
-        Some(h) => Err(Failure::Failed(anyhow::anyhow!("{h}"))),
+        Some(h) => Err(Failure::Failed(anyhow::anyhow!(
+            "rollout {} halted{}: {} (details above)",
+            r.rollout,
+            h.wave
+                .as_deref()
+                .map(|w| format!(" in wave `{w}`"))
+                .unwrap_or_default(),
+            h.reason
+        ))),
     }
 }
 
