@@ -1,0 +1,434 @@
+//! `bench-rollout`: a fleet rollout at scale, in process, against the fake
+//! AWS with CloudFormation operations that take real time (not moto, no
+//! network).
+//!
+//! ```sh
+//! cargo run --release -p coordinator --bin bench-rollout                 # 500 tenants, tight polling
+//! cargo run --release -p coordinator --bin bench-rollout -- --poll-min-ms 2000 --poll-max-ms 15000
+//! ```
+//!
+//! Setup (not measured): a manifest of `--tenants` dedicated tenants in two
+//! waves (`canary`: the first `--canary`, `general`: the rest), with
+//! `max_concurrent = --concurrency` for both waves, `health_gate = false`
+//! and `bake_time = "0s"` (so the rollout is pure deployment time); a
+//! [`FakeCloud`] with every tenant's deploy role, and every stack's
+//! operation duration drawn uniformly in `[--min-op-ms, --max-op-ms]` with
+//! `--seed` ([`FakeCloud::set_stack_operation_duration`]). Nothing is
+//! deployed beforehand: every tenant creates its storage stack, then its
+//! worker stack, so a tenant takes the sum of its two durations.
+//!
+//! Measured: [`Runner::start`] in real time (planning included), its CPU
+//! (user + system, `/proc/self/stat`), the peak RSS over it (`VmHWM`, reset
+//! through `/proc/self/clear_refs` first), and the fake's
+//! `max_concurrent_operations`. Each wave's deployment window is taken from
+//! the rollout's events (`wave_started` to the wave's last tenant outcome).
+//!
+//! Compared with three ideals, per wave then summed:
+//! * `bound`: max(Σ tenant time ÷ concurrency, longest tenant): no schedule
+//!   with that concurrency can be shorter;
+//! * `schedule`: the makespan of the rollout's own schedule (tenants started
+//!   in manifest order whenever one of the `concurrency` slots frees up)
+//!   with zero overhead;
+//! * `formula`: tenants ÷ concurrency × mean operation time × 2 stacks.
+//!
+//! The stack wait policy (`--poll-min-ms`, `--poll-max-ms`) is the
+//! `Fleet::stack_wait` the rollout polls each operation with; the `rollout`
+//! command uses `WaitPolicy::STACK` (2 s up to 15 s). Linux only.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use clap::Parser;
+use coordinator::access;
+use coordinator::aws::fake::{FakeCloud, Trust};
+use coordinator::deploy::Fleet;
+use coordinator::heartbeat::detector::Health;
+use coordinator::manifest;
+use coordinator::rollout::{HealthSource, Runner};
+use coordinator::store::RolloutEvent;
+use coordinator::store::sqlite::SqliteStore;
+use coordinator::wait::WaitPolicy;
+use rand::{Rng, SeedableRng};
+use stacks::StackKind;
+use stacks::ids::TenantId;
+
+/// The deploy role's name in every tenant account.
+const DEPLOY_ROLE: &str = "docproc-coordinator-deploy";
+/// Regions the tenants are spread over.
+const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "eu-central-1"];
+/// Clock ticks per second of `/proc/*/stat` times.
+const CLK_TCK: f64 = 100.0;
+
+/// A rollout of N tenants on the fake AWS with slow CloudFormation.
+#[derive(Debug, Parser)]
+#[command(name = "bench-rollout")]
+struct Args {
+    /// Tenants.
+    #[arg(long, default_value_t = 500)]
+    tenants: usize,
+    /// Tenants in the first wave (`canary`); the rest are `general`.
+    #[arg(long, default_value_t = 50)]
+    canary: usize,
+    /// `max_concurrent` of both waves.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Shortest stack operation, ms.
+    #[arg(long, default_value_t = 200)]
+    min_op_ms: u64,
+    /// Longest stack operation, ms.
+    #[arg(long, default_value_t = 2000)]
+    max_op_ms: u64,
+    /// Seed for the operation durations.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First delay between polls of a stack operation, ms.
+    #[arg(long, default_value_t = 10)]
+    poll_min_ms: u64,
+    /// Largest delay between polls of a stack operation, ms.
+    #[arg(long, default_value_t = 50)]
+    poll_max_ms: u64,
+}
+
+// ----- /proc -----
+
+/// User + system CPU time of the process.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / CLK_TCK)
+}
+
+/// A `kB` line of `/proc/self/status`, in KiB.
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(':')?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+// ----- setup -----
+
+fn manifest_text(args: &Args) -> String {
+    let mut text = format!(
+        "[coordinator]\naccount_id = \"111111111111\"\nregion = \"us-east-1\"\nstate = \"coordinator.db\"\n\n\
+         [release]\nversion = \"{}\"\n\n[rollout]\nwaves = [\"canary\", \"general\"]\n\
+         max_concurrent = {}\nbake_time = \"0s\"\nhealth_gate = false\n",
+        stacks::RELEASE_VERSION,
+        args.concurrency,
+    );
+    for i in 1..=args.tenants {
+        let wave = if i <= args.canary {
+            "canary"
+        } else {
+            "general"
+        };
+        text.push_str(&format!(
+            "\n[[tenants]]\nid = \"t{i:05}\"\naccount_id = \"{:012}\"\nregion = \"{}\"\n\
+             external_id = \"bench-external-id-{i:05}-0123456789abcdef\"\nwave = \"{wave}\"\n\
+             capabilities = [\"dedicated_aws\"]\n",
+            300_000_000_000u64 + i as u64,
+            REGIONS[i % REGIONS.len()],
+        ));
+    }
+    text
+}
+
+/// No heartbeat states: the gate is off.
+struct NoHealth;
+
+impl HealthSource for NoHealth {
+    fn states(&self) -> Vec<(TenantId, Health)> {
+        Vec::new()
+    }
+}
+
+// ----- ideals -----
+
+/// Per wave: the lower bound, the zero-overhead makespan of the rollout's
+/// schedule, and the issue's formula.
+struct Ideal {
+    bound: f64,
+    schedule: f64,
+    formula: f64,
+}
+
+fn ideal(tenant_times: &[f64], ops: &[f64], concurrency: usize) -> Ideal {
+    let sum: f64 = tenant_times.iter().sum();
+    let longest = tenant_times.iter().copied().fold(0.0, f64::max);
+    // Greedy in order: each tenant starts on the slot that frees first.
+    let mut slots = vec![0.0f64; concurrency.max(1)];
+    for t in tenant_times {
+        let (i, _) = slots
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .expect("a slot");
+        slots[i] += t;
+    }
+    let mean_op = ops.iter().sum::<f64>() / ops.len().max(1) as f64;
+    Ideal {
+        bound: (sum / concurrency as f64).max(longest),
+        schedule: slots.iter().copied().fold(0.0, f64::max),
+        formula: tenant_times.len() as f64 / concurrency as f64 * mean_op * 2.0,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.canary < args.tenants,
+        "--canary must be below --tenants"
+    );
+    ensure!(args.min_op_ms <= args.max_op_ms, "empty duration range");
+    let manifest = manifest::from_text(Path::new("deploy.toml"), manifest_text(&args))
+        .map_err(|e| anyhow::anyhow!("bench manifest is invalid: {}", e.report.render()))?
+        .manifest;
+
+    let fake = FakeCloud::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    // Per tenant, in manifest order: (wave, storage s, worker s).
+    let mut drawn: Vec<(String, f64, f64)> = Vec::new();
+    for t in &manifest.tenants {
+        fake.add_role(&t.account_id, DEPLOY_ROLE, Trust::requiring(&t.external_id));
+        let mut op = |kind: StackKind| {
+            let ms = rng.random_range(args.min_op_ms..=args.max_op_ms);
+            fake.set_stack_operation_duration(
+                &t.account_id,
+                t.region,
+                kind.stack_name(),
+                Duration::from_millis(ms),
+            );
+            ms as f64 / 1000.0
+        };
+        let storage = op(StackKind::Storage);
+        let worker = op(StackKind::Worker);
+        drawn.push((t.wave.to_string(), storage, worker));
+    }
+    let store = SqliteStore::in_memory().context("in-memory store")?;
+    let operator = access::operator(&fake).await?;
+    let stack_wait = WaitPolicy {
+        min_delay: Duration::from_millis(args.poll_min_ms),
+        max_delay: Duration::from_millis(args.poll_max_ms),
+        deadline: Duration::from_secs(600),
+    };
+    let fleet = Fleet {
+        connector: &fake,
+        store: &store,
+        manifest: &manifest,
+        release: stacks::Release::builtin(),
+        operator: &operator,
+        concurrency: 64,
+        stack_wait,
+        change_set_wait: stack_wait,
+    };
+    let events: Mutex<Vec<(Instant, String, Option<String>)>> = Mutex::new(Vec::new());
+    // RSS and peak RSS when the first wave starts (after planning).
+    let planned_rss: Mutex<Option<(u64, u64)>> = Mutex::new(None);
+    let on_event = |e: &RolloutEvent| {
+        if e.event.kind == "wave_started" {
+            planned_rss
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| (status_kib("VmRSS"), status_kib("VmHWM")));
+        }
+        events
+            .lock()
+            .unwrap()
+            .push((Instant::now(), e.event.kind.clone(), e.event.wave.clone()));
+    };
+    let runner = Runner {
+        fleet,
+        health: &NoHealth,
+        poll_interval: Duration::from_secs(5),
+        lease_ttl: Duration::from_secs(60),
+        holder: coordinator::rollout::run::holder_name("bench"),
+        on_event: &on_event,
+        progress: &|_| {},
+    };
+
+    println!(
+        "bench-rollout: {} tenants ({} canary + {} general), concurrency {}, operations {}..={} ms (seed {}), stack polls {}..{} ms",
+        args.tenants,
+        args.canary,
+        args.tenants - args.canary,
+        args.concurrency,
+        args.min_op_ms,
+        args.max_op_ms,
+        args.seed,
+        args.poll_min_ms,
+        args.poll_max_ms,
+    );
+    let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let rss_before = status_kib("VmRSS");
+    let cpu0 = cpu_time();
+    let started = Instant::now();
+    let report = runner.start().await.context("rollout")?;
+    let wall = started.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let peak = status_kib("VmHWM");
+    ensure!(
+        report.verdict == "succeeded",
+        "rollout {}: {:?}",
+        report.verdict,
+        report.halt
+    );
+    let ok = report
+        .tenants
+        .iter()
+        .filter(|t| t.outcome == "succeeded")
+        .count();
+    ensure!(
+        ok == args.tenants,
+        "{ok} of {} tenants succeeded",
+        args.tenants
+    );
+    let max_ops = fake.max_concurrent_operations();
+    let calls = fake.calls();
+    let describes = calls
+        .iter()
+        .filter(|c| c.operation == "DescribeStacks")
+        .count();
+    let rss_end = status_kib("VmRSS");
+
+    // Per wave: drawn times, ideals, measured window, and measured tenant
+    // durations (the rollout's own `duration_ms`).
+    let events = events.into_inner().unwrap();
+    let mut measured_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for t in &report.tenants {
+        measured_ms
+            .entry(t.wave.to_string())
+            .or_default()
+            .push(t.duration_ms.unwrap_or(0) as f64 / 1000.0);
+    }
+    let (mut bound, mut schedule, mut formula, mut windows) = (0.0, 0.0, 0.0, 0.0);
+    println!();
+    println!(
+        "{:<8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "wave", "tenants", "bound s", "sched s", "formula s", "window s", "tenant s", "overhead s"
+    );
+    for wave in ["canary", "general"] {
+        let rows: Vec<&(String, f64, f64)> = drawn.iter().filter(|d| d.0 == wave).collect();
+        let times: Vec<f64> = rows.iter().map(|d| d.1 + d.2).collect();
+        let ops: Vec<f64> = rows.iter().flat_map(|d| [d.1, d.2]).collect();
+        let i = ideal(&times, &ops, args.concurrency);
+        let start = events
+            .iter()
+            .find(|e| e.1 == "wave_started" && e.2.as_deref() == Some(wave))
+            .map(|e| e.0);
+        let end = events
+            .iter()
+            .filter(|e| {
+                (e.1 == "tenant_succeeded" || e.1 == "tenant_failed")
+                    && e.2.as_deref() == Some(wave)
+            })
+            .map(|e| e.0)
+            .max();
+        let window = match (start, end) {
+            (Some(s), Some(e)) => (e - s).as_secs_f64(),
+            _ => f64::NAN,
+        };
+        let measured = measured_ms.get(wave).cloned().unwrap_or_default();
+        let mean_measured = measured.iter().sum::<f64>() / measured.len().max(1) as f64;
+        let mean_drawn = times.iter().sum::<f64>() / times.len().max(1) as f64;
+        println!(
+            "{wave:<8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.3} {:>12.3}",
+            times.len(),
+            i.bound,
+            i.schedule,
+            i.formula,
+            window,
+            mean_measured,
+            mean_measured - mean_drawn,
+        );
+        bound += i.bound;
+        schedule += i.schedule;
+        formula += i.formula;
+        windows += window;
+    }
+    let all_ops: Vec<f64> = drawn.iter().flat_map(|d| [d.1, d.2]).collect();
+    let mean_op = all_ops.iter().sum::<f64>() / all_ops.len() as f64;
+    let w = wall.as_secs_f64();
+    println!(
+        "(tenant s: mean measured tenant deployment; overhead s: that minus the drawn storage + worker time)"
+    );
+    println!();
+    println!("mean operation      {mean_op:.3} s");
+    println!("ideal (bound)       {bound:.2} s");
+    println!("ideal (schedule)    {schedule:.2} s");
+    println!("ideal (formula)     {formula:.2} s");
+    println!("wave windows        {windows:.2} s");
+    println!("wall (start())      {w:.2} s");
+    println!(
+        "wall / ideal        {:.3} (bound)   {:.3} (schedule)   {:.3} (formula)",
+        w / bound,
+        w / schedule,
+        w / formula
+    );
+    println!(
+        "outside waves       {:.2} s (planning, store, lease)",
+        w - windows
+    );
+    println!(
+        "CPU                 {:.2} s user+sys ({:.1}% of one core)",
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / w
+    );
+    println!(
+        "RSS                 {} before, peak {}{}",
+        mib(rss_before),
+        mib(peak),
+        if peak_reset {
+            ""
+        } else {
+            " (VmHWM not reset: peak since process start)"
+        }
+    );
+    if let Some((rss, hwm)) = *planned_rss.lock().unwrap() {
+        println!(
+            "RSS after planning  {} (peak so far {}); at the end {}",
+            mib(rss),
+            mib(hwm),
+            mib(rss_end)
+        );
+    }
+    println!(
+        "fake call log       {} calls, {describes} DescribeStacks ({:.1} per tenant)",
+        calls.len(),
+        describes as f64 / args.tenants as f64
+    );
+    println!("max concurrent ops  {max_ops} (limit {})", args.concurrency);
+    println!(
+        "target (≤ 1.10 × bound): {}",
+        if w <= 1.10 * bound { "met" } else { "NOT met" }
+    );
+    ensure!(
+        max_ops <= args.concurrency,
+        "{max_ops} concurrent operations exceed max_concurrent {}",
+        args.concurrency
+    );
+    Ok(())
+}
