@@ -17,6 +17,8 @@ mod aws_sdk;
 mod deploy;
 #[path = "e2e/heartbeat.rs"]
 mod heartbeat;
+#[path = "e2e/rollout.rs"]
+mod rollout;
 #[path = "e2e/serve.rs"]
 mod serve;
 #[path = "e2e/sqs.rs"]
