@@ -189,7 +189,11 @@ fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
     let mut newest: Option<(SystemTime, PathBuf)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
-        let candidate = if path.is_dir() {
+        // Other binaries of the crate (`src/bin/`) are not part of this one.
+        let other_binaries = path.file_name().is_some_and(|n| n == "bin");
+        let candidate = if other_binaries {
+            None
+        } else if path.is_dir() {
             newest_file(&path)
         } else {
             entry

@@ -24,7 +24,9 @@
 //!   states of the wave's successfully deployed tenants with dedicated
 //!   stacks for `bake_time`, polling every few seconds. Any such tenant
 //!   seen in a state other than Healthy (Unknown, meaning not pinged yet,
-//!   is tolerated until the end of the bake) fails the gate, and the
+//!   and NotDeployed, meaning the monitor has not yet seen the stack this
+//!   wave just deployed, are tolerated until the end of the bake) fails the
+//!   gate, and the
 //!   rollout halts. At the end of the bake every one must be Healthy. With
 //!   `health_gate = false` the bake is only a pause; `bake_time = "0s"`
 //!   means no bake and no gate.

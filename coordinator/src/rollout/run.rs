@@ -582,7 +582,10 @@ impl Runner<'_> {
                     .iter()
                     .filter_map(|t| {
                         let state = states.get(t).copied().unwrap_or(Health::Unknown);
-                        let ok = state == Health::Healthy || (state == Health::Unknown && !last);
+                        // Not pinged yet, or pinged before the monitor saw
+                        // the new worker stack: tolerated until the end.
+                        let pending = matches!(state, Health::Unknown | Health::NotDeployed);
+                        let ok = state == Health::Healthy || (pending && !last);
                         (!ok).then(|| (t.clone(), format!("heartbeat {}", state.as_str())))
                     })
                     .collect();
