@@ -180,6 +180,13 @@ impl Monitor {
         })
     }
 
+    /// How long a round's first receive waits: SQS short polls sample a
+    /// subset of servers and can miss a message that is there, so the first
+    /// receive long-polls briefly (it returns at once when a pong is waiting).
+    fn first_receive_wait(&self) -> Duration {
+        (self.thresholds.interval / 10).min(Duration::from_secs(1))
+    }
+
     /// The interval between rounds.
     pub fn interval(&self) -> Duration {
         self.thresholds.interval
@@ -232,7 +239,7 @@ impl Monitor {
             .map(|t| async move {
                 let observation = match tokio::time::timeout(
                     per_tenant_timeout,
-                    self.tenant_round(&t, Duration::ZERO),
+                    self.tenant_round(&t, self.first_receive_wait()),
                 )
                 .await
                 {
@@ -569,6 +576,11 @@ impl Monitor {
             {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(tenant = %runtime_tenant(queues), error = %e, "could not delete pongs; they will be seen again and ignored");
+            }
+            // A short batch means the queue is drained: no need for another
+            // (empty) receive.
+            if handles.len() < 10 {
+                break;
             }
         }
         Ok(answers)
