@@ -182,9 +182,15 @@ impl Monitor {
 
     /// How long a round's first receive waits: SQS short polls sample a
     /// subset of servers and can miss a message that is there, so the first
-    /// receive long-polls briefly (it returns at once when a pong is waiting).
+    /// receive long-polls for 1 s (it returns at once when a pong is
+    /// waiting). SQS waits in whole seconds, so intervals under 5 s (tests,
+    /// demos) short-poll to stay well inside the round's timeout.
     fn first_receive_wait(&self) -> Duration {
-        (self.thresholds.interval / 10).min(Duration::from_secs(1))
+        if self.thresholds.interval >= Duration::from_secs(5) {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// The interval between rounds.
