@@ -56,7 +56,10 @@ pub fn all() -> Vec<SchemaFile> {
     stack_schemas::<Storage>(&mut out);
     stack_schemas::<Worker>(&mut out);
     for (name, schema) in protocol::schemas() {
-        out.push(SchemaFile { path: format!("protocol/{name}.schema.json"), text: pretty(&schema) });
+        out.push(SchemaFile {
+            path: format!("protocol/{name}.schema.json"),
+            text: pretty(&schema),
+        });
     }
     out
 }

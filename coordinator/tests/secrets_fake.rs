@@ -79,10 +79,16 @@ async fn credentials_and_external_ids_appear_nowhere() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let m = manifest::from_text(&dir.path().join("deploy.toml"), manifest_text(dir.path())).unwrap().manifest;
+    let m = manifest::from_text(&dir.path().join("deploy.toml"), manifest_text(dir.path()))
+        .unwrap()
+        .manifest;
     let fake = FakeCloud::new();
     for t in &m.tenants {
-        fake.add_role(&t.account_id, "docproc-coordinator-deploy", Trust::requiring(&t.external_id));
+        fake.add_role(
+            &t.account_id,
+            "docproc-coordinator-deploy",
+            Trust::requiring(&t.external_id),
+        );
     }
     // Bravo revokes access: its failure path is logged and reported too.
     fake.deny_assume(&m.tenants[1].role_arn);
@@ -104,13 +110,21 @@ async fn credentials_and_external_ids_appear_nowhere() {
         stack_wait: fast,
         change_set_wait: fast,
     };
-    let planned = fleet.observe_and_plan(None, PlanOptions::default()).await.unwrap();
+    let planned = fleet
+        .observe_and_plan(None, PlanOptions::default())
+        .await
+        .unwrap();
     let plan = fleet.record(planned.draft.clone()).await.unwrap();
-    let report = fleet.apply(&plan, &planned, &|p| tracing::info!(?p, "progress")).await;
+    let report = fleet
+        .apply(&plan, &planned, &|p| tracing::info!(?p, "progress"))
+        .await;
     assert!(report.tenants[0].ok(), "{report:?}");
     assert!(!report.tenants[1].ok(), "bravo's access was revoked");
     // A second, credential-refreshing round.
-    let planned_again = fleet.observe_and_plan(None, PlanOptions::default()).await.unwrap();
+    let planned_again = fleet
+        .observe_and_plan(None, PlanOptions::default())
+        .await
+        .unwrap();
 
     let mut everything = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for text in [
@@ -129,14 +143,31 @@ async fn credentials_and_external_ids_appear_nowhere() {
     // The SQLite file itself, WAL included.
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("state.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("state.db")
+        {
             everything.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
         }
     }
-    assert!(everything.len() > 10_000, "captured too little to mean anything: {}", everything.len());
-    assert!(everything.contains("deploy.stack"), "the audit log was captured");
+    assert!(
+        everything.len() > 10_000,
+        "captured too little to mean anything: {}",
+        everything.len()
+    );
+    assert!(
+        everything.contains("deploy.stack"),
+        "the audit log was captured"
+    );
     assert!(fake.assume_count() >= 2);
-    for planted in ["fake-secret-", "fake-session-token-", EXTERNAL_A, EXTERNAL_B] {
+    for planted in [
+        "fake-secret-",
+        "fake-session-token-",
+        EXTERNAL_A,
+        EXTERNAL_B,
+    ] {
         assert!(!everything.contains(planted), "{planted} leaked");
     }
 }

@@ -21,7 +21,9 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// A random 128-bit value, as 32 lowercase hex digits, that ties a pong to
 /// its ping.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Nonce(#[schemars(regex(pattern = r"^[0-9a-f]{32}$"))] String);
 
@@ -37,7 +39,11 @@ impl Nonce {
     }
 
     fn is_valid(&self) -> bool {
-        self.0.len() == 32 && self.0.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        self.0.len() == 32
+            && self
+                .0
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 }
 
@@ -87,11 +93,25 @@ pub struct Pong {
 impl Ping {
     /// A new ping for `tenant` with a fresh nonce, sent now.
     pub fn new(tenant: impl Into<String>, seq: u64, coordinator: impl Into<String>) -> Self {
-        Self { v: VERSION, tenant: tenant.into(), seq, nonce: Nonce::random(), sent_at: Utc::now(), coordinator: coordinator.into() }
+        Self {
+            v: VERSION,
+            tenant: tenant.into(),
+            seq,
+            nonce: Nonce::random(),
+            sent_at: Utc::now(),
+            coordinator: coordinator.into(),
+        }
     }
 
     /// The pong that answers this ping.
-    pub fn answer(&self, worker_id: &str, agent_version: &str, received_at: DateTime<Utc>, job_queue_depth: Option<u64>, dead_letter_depth: Option<u64>) -> Pong {
+    pub fn answer(
+        &self,
+        worker_id: &str,
+        agent_version: &str,
+        received_at: DateTime<Utc>,
+        job_queue_depth: Option<u64>,
+        dead_letter_depth: Option<u64>,
+    ) -> Pong {
         Pong {
             v: VERSION,
             tenant: self.tenant.clone(),
@@ -156,7 +176,10 @@ fn encode<T: Serialize>(kind: &str, message: &T) -> String {
 pub fn decode_ping(body: &str) -> Result<Ping, DecodeError> {
     let ping: Ping = decode("ping", body)?;
     if !ping.nonce.is_valid() {
-        return Err(DecodeError::Malformed { expected: "ping", reason: "nonce is not 32 hex digits".into() });
+        return Err(DecodeError::Malformed {
+            expected: "ping",
+            reason: "nonce is not 32 hex digits".into(),
+        });
     }
     Ok(ping)
 }
@@ -165,38 +188,71 @@ pub fn decode_ping(body: &str) -> Result<Ping, DecodeError> {
 pub fn decode_pong(body: &str) -> Result<Pong, DecodeError> {
     let pong: Pong = decode("pong", body)?;
     if !pong.nonce.is_valid() {
-        return Err(DecodeError::Malformed { expected: "pong", reason: "nonce is not 32 hex digits".into() });
+        return Err(DecodeError::Malformed {
+            expected: "pong",
+            reason: "nonce is not 32 hex digits".into(),
+        });
     }
     Ok(pong)
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(expected: &'static str, body: &str) -> Result<T, DecodeError> {
+fn decode<T: for<'de> Deserialize<'de>>(
+    expected: &'static str,
+    body: &str,
+) -> Result<T, DecodeError> {
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::TooLarge(body.len()));
     }
     let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| DecodeError::Malformed { expected, reason: e.to_string() })?;
+        serde_json::from_str(body).map_err(|e| DecodeError::Malformed {
+            expected,
+            reason: e.to_string(),
+        })?;
     let Some(object) = value.as_object() else {
-        return Err(DecodeError::Malformed { expected, reason: "not a JSON object".into() });
+        return Err(DecodeError::Malformed {
+            expected,
+            reason: "not a JSON object".into(),
+        });
     };
     match object.get("type").and_then(serde_json::Value::as_str) {
         Some(t) if t == expected => {}
-        Some(t) => return Err(DecodeError::WrongType { expected, found: t.to_owned() }),
-        None => return Err(DecodeError::Malformed { expected, reason: "no `type` field".into() }),
+        Some(t) => {
+            return Err(DecodeError::WrongType {
+                expected,
+                found: t.to_owned(),
+            });
+        }
+        None => {
+            return Err(DecodeError::Malformed {
+                expected,
+                reason: "no `type` field".into(),
+            });
+        }
     }
     match object.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(VERSION) => {}
         Some(v) => return Err(DecodeError::UnsupportedVersion(v)),
-        None => return Err(DecodeError::Malformed { expected, reason: "no numeric `v` field".into() }),
+        None => {
+            return Err(DecodeError::Malformed {
+                expected,
+                reason: "no numeric `v` field".into(),
+            });
+        }
     }
-    serde_json::from_value(value).map_err(|e| DecodeError::Malformed { expected, reason: e.to_string() })
+    serde_json::from_value(value).map_err(|e| DecodeError::Malformed {
+        expected,
+        reason: e.to_string(),
+    })
 }
 
 /// JSON Schemas of the two messages, for `schemas/`.
 pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
     let with_type = |kind: &str, mut schema: serde_json::Value| {
         if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
-            props.insert("type".into(), serde_json::json!({ "const": kind, "description": "message type" }));
+            props.insert(
+                "type".into(),
+                serde_json::json!({ "const": kind, "description": "message type" }),
+            );
         }
         if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
             required.push("type".into());
@@ -204,8 +260,20 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         schema
     };
     vec![
-        ("ping", with_type("ping", serde_json::to_value(schemars::schema_for!(Ping)).expect("schemas serialize"))),
-        ("pong", with_type("pong", serde_json::to_value(schemars::schema_for!(Pong)).expect("schemas serialize"))),
+        (
+            "ping",
+            with_type(
+                "ping",
+                serde_json::to_value(schemars::schema_for!(Ping)).expect("schemas serialize"),
+            ),
+        ),
+        (
+            "pong",
+            with_type(
+                "pong",
+                serde_json::to_value(schemars::schema_for!(Pong)).expect("schemas serialize"),
+            ),
+        ),
     ]
 }
 
@@ -236,15 +304,36 @@ mod tests {
         let ping = Ping::new("acme", 1, "c");
         let mut v2: serde_json::Value = serde_json::from_str(&encode_ping(&ping)).unwrap();
         v2["v"] = 2.into();
-        assert_eq!(decode_ping(&v2.to_string()), Err(DecodeError::UnsupportedVersion(2)));
-        assert!(matches!(decode_ping("not json"), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode_ping("[1,2]"), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode_ping(r#"{"type":"ping"}"#), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode_pong(&encode_ping(&ping)), Err(DecodeError::WrongType { .. })));
+        assert_eq!(
+            decode_ping(&v2.to_string()),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            decode_ping("not json"),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_ping("[1,2]"),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_ping(r#"{"type":"ping"}"#),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_pong(&encode_ping(&ping)),
+            Err(DecodeError::WrongType { .. })
+        ));
         let mut bad_nonce: serde_json::Value = serde_json::from_str(&encode_ping(&ping)).unwrap();
         bad_nonce["nonce"] = "xyz".into();
-        assert!(matches!(decode_ping(&bad_nonce.to_string()), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode_ping(&"x".repeat(MAX_MESSAGE_BYTES + 1)), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            decode_ping(&bad_nonce.to_string()),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_ping(&"x".repeat(MAX_MESSAGE_BYTES + 1)),
+            Err(DecodeError::TooLarge(_))
+        ));
     }
 
     #[test]

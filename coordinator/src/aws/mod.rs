@@ -325,10 +325,19 @@ pub trait Sqs: Send + Sync + fmt::Debug {
     async fn send_message(&self, queue: &QueueUrl, body: &str) -> Result<(), AwsError>;
     /// `ReceiveMessage`: up to `max` (1 to 10) messages, long-polling up to
     /// `wait` (at most 20 s).
-    async fn receive_messages(&self, queue: &QueueUrl, max: u8, wait: Duration) -> Result<Vec<ReceivedMessage>, AwsError>;
+    async fn receive_messages(
+        &self,
+        queue: &QueueUrl,
+        max: u8,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, AwsError>;
     /// `DeleteMessageBatch` of up to 10 receipt handles; individual failures
     /// are reported as an error naming how many failed.
-    async fn delete_messages(&self, queue: &QueueUrl, receipt_handles: &[String]) -> Result<(), AwsError>;
+    async fn delete_messages(
+        &self,
+        queue: &QueueUrl,
+        receipt_handles: &[String],
+    ) -> Result<(), AwsError>;
     /// `GetQueueAttributes` `ApproximateNumberOfMessages`.
     async fn queue_depth(&self, queue: &QueueUrl) -> Result<u64, AwsError>;
 }
