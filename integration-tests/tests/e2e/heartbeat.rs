@@ -6,7 +6,6 @@
 //! makes it NotDeployed instead of hanging.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,16 +14,16 @@ use coordinator::aws::sdk::SdkConnector;
 use coordinator::deploy::Fleet;
 use coordinator::heartbeat::detector::Health;
 use coordinator::heartbeat::monitor::Monitor;
-use coordinator::manifest::{self, Manifest, Tenant};
+use coordinator::manifest::{self, Manifest};
 use coordinator::plan::PlanOptions;
 use coordinator::store::Store as _;
 use coordinator::store::sqlite::SqliteStore;
 use coordinator::wait::WaitPolicy;
-use integration_tests::{assume_role, random_account_id, random_external_id, workspace_binary};
+use integration_tests::{assume_role, random_account_id, random_external_id};
 use stacks::Stack as _;
-use stacks::builtin::worker::{Worker, WorkerOutputs};
+use stacks::builtin::worker::Worker;
 
-use crate::{base_config, moto};
+use crate::{Agents, base_config, spawn_agent};
 
 const TENANTS: usize = 5;
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -49,56 +48,6 @@ fn manifest_text(dir: &Path, accounts: &[String]) -> String {
         ));
     }
     text
-}
-
-/// A real agent process answering in `tenant`'s account.
-fn spawn_agent(tenant: &Tenant, queues: &WorkerOutputs, log_dir: &Path) -> Child {
-    let log =
-        std::fs::File::create(log_dir.join(format!("agent-{}.log", tenant.id))).expect("agent log");
-    let mut command = Command::new(workspace_binary("agent", &["agent/src", "protocol/src"]));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("AWS_ENDPOINT_URL", moto().endpoint())
-        .env("AWS_REGION", tenant.region.as_str())
-        .env("AWS_ACCESS_KEY_ID", integration_tests::TEST_ACCESS_KEY_ID)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            integration_tests::TEST_SECRET_ACCESS_KEY,
-        )
-        .env("RUST_LOG", "warn")
-        .arg("--role-arn")
-        .arg(format!(
-            "arn:aws:iam::{}:role/docproc-worker",
-            tenant.account_id
-        ))
-        .arg("--request-queue-url")
-        .arg(queues.heartbeat_request_queue_url.as_str())
-        .arg("--reply-queue-url")
-        .arg(queues.heartbeat_reply_queue_url.as_str())
-        .arg("--job-queue-url")
-        .arg(queues.job_queue_url.as_str())
-        .arg("--worker-id")
-        .arg(format!("e2e-{}", tenant.id))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log handle"))
-        .stderr(log);
-    command.spawn().expect("the agent starts")
-}
-
-/// Agents killed when the test ends, even by a panic.
-struct Agents(Vec<Child>);
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for a in &mut self.0 {
-            let _ = a.kill();
-            let _ = a.wait();
-        }
-    }
 }
 
 fn state(monitor: &Monitor, i: usize) -> Health {

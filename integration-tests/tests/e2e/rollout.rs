@@ -16,8 +16,8 @@
 //! tests' own in each tenant account).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use coordinator::aws::sdk::SdkConnector;
 use coordinator::deploy::Fleet;
 use coordinator::heartbeat::detector::Health;
 use coordinator::heartbeat::monitor::Monitor;
-use coordinator::manifest::{self, Manifest, Tenant};
+use coordinator::manifest::{self, Manifest};
 use coordinator::rollout::{HealthSource, Runner};
 use coordinator::store::sqlite::SqliteStore;
 use coordinator::store::{RolloutEvent, Store as _};
@@ -36,11 +36,11 @@ use integration_tests::{assume_role, random_account_id, random_external_id, work
 use serde_json::Value;
 use stacks::Stack as _;
 use stacks::StackKind;
-use stacks::builtin::worker::{Worker, WorkerOutputs};
+use stacks::builtin::worker::Worker;
 use stacks::ids::TenantId;
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::{base_config, moto};
+use crate::{Agents, base_config, moto, spawn_agent};
 
 const CANARIES: usize = 2;
 const GENERAL: usize = 8;
@@ -232,56 +232,6 @@ async fn assert_untouched(fixture: &Fixture, tenants: &[String]) {
     for tenant in tenants {
         let stacks = stacks_in(fixture.account(tenant)).await;
         assert!(stacks.is_empty(), "{tenant} was touched: {stacks:#?}");
-    }
-}
-
-/// A real agent process answering in `tenant`'s account.
-fn spawn_agent(tenant: &Tenant, queues: &WorkerOutputs, log_dir: &Path) -> Child {
-    let log =
-        std::fs::File::create(log_dir.join(format!("agent-{}.log", tenant.id))).expect("agent log");
-    let mut command = Command::new(workspace_binary("agent", &["agent/src", "protocol/src"]));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("AWS_ENDPOINT_URL", moto().endpoint())
-        .env("AWS_REGION", tenant.region.as_str())
-        .env("AWS_ACCESS_KEY_ID", integration_tests::TEST_ACCESS_KEY_ID)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            integration_tests::TEST_SECRET_ACCESS_KEY,
-        )
-        .env("RUST_LOG", "warn")
-        .arg("--role-arn")
-        .arg(format!(
-            "arn:aws:iam::{}:role/docproc-worker",
-            tenant.account_id
-        ))
-        .arg("--request-queue-url")
-        .arg(queues.heartbeat_request_queue_url.as_str())
-        .arg("--reply-queue-url")
-        .arg(queues.heartbeat_reply_queue_url.as_str())
-        .arg("--job-queue-url")
-        .arg(queues.job_queue_url.as_str())
-        .arg("--worker-id")
-        .arg(format!("e2e-rollout-{}", tenant.id))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log handle"))
-        .stderr(log);
-    command.spawn().expect("the agent starts")
-}
-
-/// Agents killed when the test ends, even by a panic.
-struct Agents(Vec<Child>);
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for a in &mut self.0 {
-            let _ = a.kill();
-            let _ = a.wait();
-        }
     }
 }
 

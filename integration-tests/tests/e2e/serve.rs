@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{random_account_id, random_external_id, workspace_binary};
 
-use crate::moto;
-
 /// A minimal HTTP/1.1 GET (the test needs no client library for this).
 fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -78,20 +76,8 @@ fn serve_answers_and_stops_on_sigterm() {
         ),
     )
     .expect("manifest");
-    let mut command = Command::new(&coordinator);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = crate::moto_command(&coordinator);
     let mut child = command
-        .env("AWS_ENDPOINT_URL", moto().endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", integration_tests::TEST_ACCESS_KEY_ID)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            integration_tests::TEST_SECRET_ACCESS_KEY,
-        )
         .args([
             "--manifest",
             manifest.to_str().expect("utf-8"),

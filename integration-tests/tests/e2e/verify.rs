@@ -5,11 +5,7 @@
 //! against an account whose role ignores the ExternalId. No secret appears
 //! in its output, even with every log enabled.
 
-use std::process::Command;
-
 use integration_tests::{random_account_id, random_external_id, workspace_binary};
-
-use crate::moto;
 
 #[test]
 fn verify_passes_the_assume_check_and_refuses_an_unenforced_trust() {
@@ -27,7 +23,7 @@ fn verify_passes_the_assume_check_and_refuses_an_unenforced_trust() {
     )
     .expect("write the manifest");
     let secret_key = "OperatorSecretKeyThatMustNeverBePrinted0123";
-    let mut command = Command::new(workspace_binary(
+    let mut command = crate::moto_command(&workspace_binary(
         "coordinator",
         &[
             "coordinator/src",
@@ -36,15 +32,7 @@ fn verify_passes_the_assume_check_and_refuses_an_unenforced_trust() {
             "protocol/src",
         ],
     ));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
     let output = command
-        .env("AWS_ENDPOINT_URL", moto().endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", integration_tests::TEST_ACCESS_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", secret_key)
         .env("RUST_LOG", "trace")
         .args([
