@@ -59,6 +59,10 @@
 //!
 //! Linux only.
 
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{cpu_time, mib, status_kib};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,9 +94,6 @@ const DEPLOY_ROLE: &str = "docproc-coordinator-deploy";
 const WORKER_STACK: &str = "docproc-worker";
 /// Regions the tenants are spread over.
 const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "eu-central-1"];
-/// Clock ticks per second of `/proc/*/stat` times (`sysconf(_SC_CLK_TCK)`;
-/// 100 on every Linux architecture in use).
-const CLK_TCK: f64 = 100.0;
 /// How often the bench thread reads the counters.
 const TICK: Duration = Duration::from_millis(10);
 /// How often it takes a snapshot.
@@ -155,43 +156,6 @@ enum Setup {
 }
 
 // ----- /proc -----
-
-/// User + system CPU time of `/proc/<what>/stat` (`self` or `thread-self`).
-fn cpu_time(what: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{what}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces): state is
-    // field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / CLK_TCK)
-}
-
-/// A `kB` line of `/proc/self/status`, in KiB.
-fn status_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .strip_prefix(':')?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
 
 /// Resets `VmHWM` to the current RSS.
 fn reset_peak_rss() -> bool {

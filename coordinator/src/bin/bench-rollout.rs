@@ -35,6 +35,10 @@
 //! `Fleet::stack_wait` the rollout polls each operation with; the `rollout`
 //! command uses `WaitPolicy::STACK` (2 s up to 15 s). Linux only.
 
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{cpu_time, mib, status_kib};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -59,8 +63,6 @@ use stacks::ids::TenantId;
 const DEPLOY_ROLE: &str = "docproc-coordinator-deploy";
 /// Regions the tenants are spread over.
 const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "eu-central-1"];
-/// Clock ticks per second of `/proc/*/stat` times.
-const CLK_TCK: f64 = 100.0;
 
 /// A rollout of N tenants on the fake AWS with slow CloudFormation.
 #[derive(Debug, Parser)]
@@ -93,41 +95,6 @@ struct Args {
 }
 
 // ----- /proc -----
-
-/// User + system CPU time of the process.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / CLK_TCK)
-}
-
-/// A `kB` line of `/proc/self/status`, in KiB.
-fn status_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .strip_prefix(':')?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
 
 // ----- setup -----
 
@@ -284,11 +251,11 @@ async fn main() -> anyhow::Result<()> {
     );
     let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let rss_before = status_kib("VmRSS");
-    let cpu0 = cpu_time();
+    let cpu0 = cpu_time("self");
     let started = Instant::now();
     let report = runner.start().await.context("rollout")?;
     let wall = started.elapsed();
-    let cpu = cpu_time() - cpu0;
+    let cpu = cpu_time("self") - cpu0;
     let peak = status_kib("VmHWM");
     ensure!(
         report.verdict == "succeeded",
