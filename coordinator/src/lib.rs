@@ -20,5 +20,6 @@ pub mod observe;
 pub mod plan;
 pub mod rollout;
 pub mod schemas;
+pub mod secrets;
 pub mod store;
 pub mod wait;

@@ -21,9 +21,9 @@ use crate::heartbeat::detector::{Health, TenantHealth};
 
 /// Migrations, in order. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("migrations/0001_initial.sql")),
-    (2, include_str!("migrations/0002_heartbeats.sql")),
-    (3, include_str!("migrations/0003_rollouts.sql")),
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_heartbeats.sql")),
+    (3, include_str!("../migrations/0003_rollouts.sql")),
 ];
 
 /// A store in one SQLite file.
