@@ -169,7 +169,57 @@ impl StorageMode {
     }
 }
 
+impl StorageMode {
+    /// One line for people, e.g. `customer S3 bucket acme-docs (eu-west-1)`.
+    pub fn summary(&self) -> String {
+        match self {
+            StorageMode::Hosted => "the vendor's hosted bucket".into(),
+            StorageMode::Deployed => {
+                "the bucket of the storage stack deployed in the customer's account".into()
+            }
+            StorageMode::CustomerS3(s) => {
+                let mut text = format!("customer bucket {} ({})", s.bucket, s.region);
+                if let Some(endpoint) = &s.endpoint {
+                    text.push_str(&format!(" at {endpoint}"));
+                    if s.path_style {
+                        text.push_str(", path-style");
+                    }
+                }
+                match &s.credentials {
+                    Some(secret) => text.push_str(&format!(", credentials in secret `{secret}`")),
+                    None => text.push_str(", through the tenant's role"),
+                }
+                if s.kms_key_arn.is_some() {
+                    text.push_str(", SSE-KMS");
+                }
+                text
+            }
+        }
+    }
+}
+
 impl LlmMode {
+    /// One line for people, e.g. `anthropic claude-sonnet-4-5, key in secret `k``.
+    pub fn summary(&self) -> String {
+        match self {
+            LlmMode::Hosted => "the vendor's hosted LLM keys".into(),
+            LlmMode::Byok(b) => {
+                let mut text = format!("customer key: {} model {}", b.provider, b.model);
+                if let Some(url) = &b.base_url {
+                    text.push_str(&format!(" at {url}"));
+                }
+                match &b.key {
+                    Some(secret) => text.push_str(&format!(", key in secret `{secret}`")),
+                    None => text.push_str(", through the tenant's role"),
+                }
+                if b.vision {
+                    text.push_str(", reads document images");
+                }
+                text
+            }
+        }
+    }
+
     /// The mode's name.
     pub fn name(&self) -> &'static str {
         match self {
