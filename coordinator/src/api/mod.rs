@@ -5,13 +5,15 @@
 //! Every route but `/healthz` needs a bearer token ([`auth`]); the
 //! dashboard gets one through `/login?token=...`, which sets an HttpOnly
 //! cookie. Handlers only read: the store, the manifest, and the heartbeat
-//! monitor's snapshot. The one write (`POST /api/v1/heartbeat/round`) needs
-//! the operator role and is audited with the token's subject as the actor.
+//! monitor's snapshot. Writes (`POST /api/v1/heartbeat/round`, the privacy configuration in
+//! [`privacy`]) need the operator role and are audited with the token's
+//! subject as the actor.
 
 pub mod auth;
 pub mod dashboard;
 pub mod metrics;
 pub mod openapi;
+pub mod privacy;
 pub mod views;
 
 use std::collections::BTreeMap;
@@ -22,11 +24,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use stacks::ids::TenantId;
 
 use self::auth::{COOKIE, Tokens};
 use self::views::{AuditPage, AuditView, TenantDetail, TenantView};
@@ -96,6 +97,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/fleet", get(fleet))
         .route("/api/v1/tenants", get(tenants))
         .route("/api/v1/tenants/{id}", get(tenant))
+        .route(
+            "/api/v1/tenants/{id}/privacy",
+            get(privacy::get_privacy).put(privacy::put_privacy),
+        )
+        .route(
+            "/api/v1/tenants/{id}/privacy/hosted-fallback",
+            put(privacy::put_fallback),
+        )
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/heartbeat/round", post(heartbeat_round))
         .with_state(state)
@@ -192,14 +201,8 @@ async fn tenant(
     Path(id): Path<String>,
 ) -> Result<Json<TenantDetail>, ApiError> {
     s.tokens.check(&headers, TokenRole::Viewer)?;
-    let not_found = || {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no tenant `{id}` in the manifest"),
-        )
-    };
-    let tenant_id: TenantId = id.parse().map_err(|_| not_found())?;
-    let tenant = s.manifest.tenant(&tenant_id).ok_or_else(not_found)?;
+    let tenant = privacy::find_tenant(&s, &id)?;
+    let tenant_id = tenant.id.clone();
     let states = s.store.stack_states().await.map_err(internal)?;
     let health = s.health();
     let mut outputs = Vec::new();
@@ -239,6 +242,7 @@ async fn tenant(
         deployments: deployments.iter().map(Into::into).collect(),
         heartbeat_history: history.iter().map(Into::into).collect(),
         audit,
+        privacy: privacy::view_of(&s, tenant).await?,
     }))
 }
 

@@ -8,9 +8,11 @@ use axum::http::HeaderMap;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
+use super::privacy::{SetFallback, SetPrivacy};
 use super::views::{AuditPage, FleetSummary, TenantDetail, TenantView};
 use super::{ApiError, AppState};
 use crate::manifest::raw::TokenRole;
+use crate::privacy::view::PrivacyView;
 
 fn ok(description: &str, schema: Value) -> Value {
     json!({
@@ -18,6 +20,17 @@ fn ok(description: &str, schema: Value) -> Value {
         "401": { "description": "missing or invalid bearer token" },
         "403": { "description": "the token's role may not do this" },
     })
+}
+
+fn change_responses() -> Value {
+    let mut responses = ok(
+        "written (`result: written`, with the new version) or unchanged",
+        json!({ "type": "object" }),
+    );
+    responses["404"] = json!({ "description": "no such tenant" });
+    responses["409"] = json!({ "description": "the configuration changed since `expected_version`; nothing written" });
+    responses["422"] = json!({ "description": "not valid for this tenant (every problem listed, with the missing capability where that is why); nothing written" });
+    responses
 }
 
 /// The document.
@@ -32,6 +45,9 @@ pub fn document() -> Value {
     let tenant = generator.subschema_for::<TenantView>().to_value();
     let detail = generator.subschema_for::<TenantDetail>().to_value();
     let audit = generator.subschema_for::<AuditPage>().to_value();
+    let privacy = generator.subschema_for::<PrivacyView>().to_value();
+    let set_privacy = generator.subschema_for::<SetPrivacy>().to_value();
+    let set_fallback = generator.subschema_for::<SetFallback>().to_value();
     let components: serde_json::Map<String, Value> =
         generator.take_definitions(true).into_iter().collect();
     json!({
@@ -39,7 +55,7 @@ pub fn document() -> Value {
         "info": {
             "title": "docproc coordinator status API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Read-only status of the fleet: tenants, stacks, heartbeats, audit. Every path needs a bearer token (viewer role unless noted)."
+            "description": "Status of the fleet (tenants, stacks, heartbeats, audit) and tenants' privacy configuration. Every path needs a bearer token (viewer role unless noted); changes need the operator role and are audited with the token's subject."
         },
         "components": {
             "schemas": components,
@@ -62,6 +78,28 @@ pub fn document() -> Value {
                 "operationId": "tenant",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": ok("the tenant", detail)
+            } },
+            "/api/v1/tenants/{id}/privacy": {
+                "get": {
+                    "summary": "A tenant's privacy configuration: storage and LLM, who manages each, hosted fallback",
+                    "operationId": "tenantPrivacy",
+                    "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "responses": ok("the configuration", privacy)
+                },
+                "put": {
+                    "summary": "Replace a tenant's storage and LLM configuration (operator role)",
+                    "operationId": "setTenantPrivacy",
+                    "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": set_privacy } } },
+                    "responses": change_responses()
+                }
+            },
+            "/api/v1/tenants/{id}/privacy/hosted-fallback": { "put": {
+                "summary": "Enable (with a reason) or disable hosted fallback (operator role)",
+                "operationId": "setTenantHostedFallback",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": set_fallback } } },
+                "responses": change_responses()
             } },
             "/api/v1/audit": { "get": {
                 "summary": "The audit log, paged",

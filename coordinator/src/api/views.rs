@@ -253,6 +253,9 @@ pub struct TenantDetail {
     pub heartbeat_history: Vec<HeartbeatChangeView>,
     /// Recent audit entries about it, newest first.
     pub audit: Vec<AuditView>,
+    /// Its privacy configuration: storage and LLM, who manages each,
+    /// hosted fallback, who changed it.
+    pub privacy: crate::privacy::view::PrivacyView,
 }
 
 /// Builds a tenant's summary from the manifest, stored stack states and its

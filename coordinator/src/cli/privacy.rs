@@ -14,6 +14,7 @@ use super::context::{ConnectorOverride, context, open_store};
 use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
 use crate::manifest::{Manifest, Tenant};
 use crate::privacy::change::{self, ChangeError, Changed};
+use crate::privacy::view::PrivacyView;
 use crate::privacy::{ManagedBy, PrivacyConfig};
 use crate::store::privacy::PrivacyRecord;
 
@@ -149,29 +150,9 @@ async fn show(cli: &Cli, args: &TenantArg) -> CmdResult {
     Ok(())
 }
 
-/// The JSON shape `show` prints.
+/// The JSON shape `show` prints: the API's view.
 fn view(tenant: &Tenant, r: &PrivacyRecord) -> serde_json::Value {
-    json!({
-        "tenant": tenant.id,
-        "capabilities": tenant.capabilities,
-        "version": r.version,
-        "digest": r.digest,
-        "storage": {
-            "mode": r.config.storage.name(),
-            "managed_by": r.config.storage.managed_by(),
-            "summary": r.config.storage.summary(),
-            "config": r.config.storage,
-        },
-        "llm": {
-            "mode": r.config.llm.name(),
-            "managed_by": r.config.llm.managed_by(),
-            "summary": r.config.llm.summary(),
-            "config": r.config.llm,
-        },
-        "hosted_fallback": {"enabled": r.hosted_fallback, "reason": r.fallback_reason},
-        "changed_by": (r.version > 0).then_some(&r.actor),
-        "changed_at": (r.version > 0).then_some(r.at),
-    })
+    json!(PrivacyView::new(tenant, r))
 }
 
 fn managed(m: ManagedBy) -> &'static str {

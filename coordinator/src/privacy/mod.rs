@@ -9,6 +9,7 @@
 
 pub mod change;
 pub mod config;
+pub mod view;
 
 pub use config::{ConfigProblem, LlmMode, ManagedBy, PrivacyConfig, Provider, StorageMode};
 

@@ -1,0 +1,146 @@
+//! The admin API for tenants' privacy configuration:
+//! `GET /api/v1/tenants/{id}/privacy` (viewer),
+//! `PUT /api/v1/tenants/{id}/privacy` and
+//! `PUT /api/v1/tenants/{id}/privacy/hosted-fallback` (operator). Changes go
+//! through [`crate::privacy::change`], the same path as the CLI, with the
+//! token's subject as the actor of the audit entry.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use stacks::ids::TenantId;
+
+use super::{ApiError, AppState, internal};
+use crate::manifest::Tenant;
+use crate::manifest::raw::TokenRole;
+use crate::privacy::PrivacyConfig;
+use crate::privacy::change::{self, ChangeError, Changed};
+use crate::privacy::view::PrivacyView;
+
+/// Body of `PUT /api/v1/tenants/{id}/privacy`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPrivacy {
+    /// The whole new configuration.
+    pub config: PrivacyConfig,
+    /// The version the caller read; refused with 409 if it changed since.
+    pub expected_version: u64,
+}
+
+/// Body of `PUT /api/v1/tenants/{id}/privacy/hosted-fallback`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetFallback {
+    /// Allow falling back to hosted storage and keys.
+    pub enabled: bool,
+    /// Why (required to enable).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The version the caller read.
+    pub expected_version: u64,
+}
+
+pub(super) fn find_tenant<'a>(s: &'a AppState, id: &str) -> Result<&'a Tenant, ApiError> {
+    let not_found = || {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no tenant `{id}` in the manifest"),
+        )
+    };
+    let tenant_id: TenantId = id.parse().map_err(|_| not_found())?;
+    s.manifest.tenant(&tenant_id).ok_or_else(not_found)
+}
+
+/// A tenant's privacy view (also part of the tenant detail).
+pub(super) async fn view_of(s: &AppState, tenant: &Tenant) -> Result<PrivacyView, ApiError> {
+    let record = change::current(s.store.as_ref(), tenant)
+        .await
+        .map_err(internal)?;
+    Ok(PrivacyView::new(tenant, &record))
+}
+
+pub(super) async fn get_privacy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<PrivacyView>, ApiError> {
+    s.tokens.check(&headers, TokenRole::Viewer)?;
+    let tenant = find_tenant(&s, &id)?;
+    Ok(Json(view_of(&s, tenant).await?))
+}
+
+fn refused(e: ChangeError) -> Response {
+    match e {
+        ChangeError::Invalid { problems, .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": "the configuration is not valid for this tenant; nothing changed",
+                "problems": problems,
+            })),
+        )
+            .into_response(),
+        ChangeError::Conflict(e) => ApiError(StatusCode::CONFLICT, e.to_string()).into_response(),
+        ChangeError::Store(e) => internal(e).into_response(),
+    }
+}
+
+fn changed(s: &Changed) -> Response {
+    Json(json!(s)).into_response()
+}
+
+pub(super) async fn put_privacy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<SetPrivacy>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = s.tokens.check(&headers, TokenRole::Operator)?;
+    let tenant = find_tenant(&s, &id)?;
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
+    let actor = format!("token:{}", caller.subject);
+    Ok(
+        match change::set_config(
+            s.store.as_ref(),
+            tenant,
+            body.config,
+            Some(body.expected_version),
+            &actor,
+        )
+        .await
+        {
+            Ok(outcome) => changed(&outcome),
+            Err(e) => refused(e),
+        },
+    )
+}
+
+pub(super) async fn put_fallback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<SetFallback>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = s.tokens.check(&headers, TokenRole::Operator)?;
+    let tenant = find_tenant(&s, &id)?;
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
+    let actor = format!("token:{}", caller.subject);
+    Ok(
+        match change::set_fallback(
+            s.store.as_ref(),
+            tenant,
+            body.enabled,
+            body.reason.as_deref(),
+            Some(body.expected_version),
+            &actor,
+        )
+        .await
+        {
+            Ok(outcome) => changed(&outcome),
+            Err(e) => refused(e),
+        },
+    )
+}
