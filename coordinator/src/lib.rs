@@ -14,6 +14,7 @@ pub mod aws;
 pub mod cli;
 pub mod deploy;
 pub mod desired;
+pub mod entitlement;
 pub mod heartbeat;
 pub mod manifest;
 pub mod observe;
