@@ -6,6 +6,7 @@
 //! `error: ` plus the whole cause chain. Output is for people unless
 //! `--output json` is given where the output is data.
 
+mod audit;
 pub mod context;
 mod deploy;
 mod heartbeat;
@@ -132,6 +133,10 @@ pub enum Command {
     /// halt or resume the rollout.
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
+    /// Verify the audit log's hash chain, or export it as JSON lines
+    /// (no AWS calls).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// A failed command: bad input (exit 2) or a failed operation (exit 1).
@@ -194,6 +199,7 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
                     Command::Heartbeat(args) => heartbeat::run(&cli, args, connector).await,
                     Command::Serve(args) => serve::run(&cli, args, connector).await,
                     Command::Rollout(command) => rollout::run(&cli, command, connector).await,
+                    Command::Audit(command) => audit::run(&cli, command).await,
                     Command::Validate(_)
                     | Command::Render(_)
                     | Command::Schema(_)

@@ -97,27 +97,56 @@ pub struct BrokenLink {
     pub reason: String,
 }
 
-/// Checks a run of entries, in order, from the start of the chain.
-pub fn verify(entries: &[AuditEntry]) -> Result<u64, BrokenLink> {
-    let mut prev = GENESIS.to_owned();
-    for (i, e) in entries.iter().enumerate() {
-        let expected_seq = i as u64 + 1;
-        if e.seq != expected_seq {
-            return Err(BrokenLink {
-                seq: e.seq,
-                reason: format!(
-                    "expected entry {expected_seq} here: an entry was deleted or reordered"
-                ),
-            });
+/// Checks the chain one entry at a time, in order from the start, so a
+/// chain of any length is verified in pages without holding it in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainVerifier {
+    count: u64,
+    head: String,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainVerifier {
+    /// A verifier expecting entry 1 after [`GENESIS`].
+    pub fn new() -> Self {
+        Self {
+            count: 0,
+            head: GENESIS.to_owned(),
         }
-        if e.prev_hash != prev {
+    }
+
+    /// Checks the next entry: its seq must follow the last one, its
+    /// `prev_hash` must be the last hash and its hash must match its content.
+    pub fn check(&mut self, e: &AuditEntry) -> Result<(), BrokenLink> {
+        let expected_seq = self.count + 1;
+        if e.seq != expected_seq {
+            let reason = if e.seq > expected_seq {
+                let missing = if e.seq == expected_seq + 1 {
+                    format!("entry {expected_seq} is missing")
+                } else {
+                    format!("entries {expected_seq} to {} are missing", e.seq - 1)
+                };
+                format!("{missing} before it: deleted")
+            } else {
+                format!("expected entry {expected_seq} here: entries were reordered")
+            };
+            return Err(BrokenLink { seq: e.seq, reason });
+        }
+        if e.prev_hash != self.head {
             return Err(BrokenLink {
                 seq: e.seq,
-                reason: "its prev_hash does not match the previous entry's hash".into(),
+                reason: "its prev_hash does not match the previous entry's hash: \
+                         it was moved, or the entry before it was changed"
+                    .into(),
             });
         }
         let hash = entry_hash(
-            &prev,
+            &self.head,
             e.seq,
             &e.at,
             &e.actor,
@@ -131,7 +160,27 @@ pub fn verify(entries: &[AuditEntry]) -> Result<u64, BrokenLink> {
                 reason: "its content does not match its hash: it was edited".into(),
             });
         }
-        prev = e.hash.clone();
+        self.count = e.seq;
+        self.head = e.hash.clone();
+        Ok(())
     }
-    Ok(entries.len() as u64)
+
+    /// How many entries verified so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The hash of the last verified entry ([`GENESIS`] before the first).
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+}
+
+/// Checks a run of entries, in order, from the start of the chain.
+pub fn verify(entries: &[AuditEntry]) -> Result<u64, BrokenLink> {
+    let mut verifier = ChainVerifier::new();
+    for e in entries {
+        verifier.check(e)?;
+    }
+    Ok(verifier.count())
 }

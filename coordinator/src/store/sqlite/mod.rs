@@ -205,13 +205,22 @@ type RawAudit = (
 
 fn audit_entry(raw: RawAudit) -> Result<AuditEntry, StoreError> {
     let (seq, at, actor, tenant, action, details, prev_hash, hash) = raw;
+    // Name the row: `audit verify` reports an unreadable row as tampered.
+    let in_row = |e: StoreError| match e {
+        StoreError::Corrupt(why) => StoreError::Corrupt(format!("audit entry {seq}: {why}")),
+        other => other,
+    };
     Ok(AuditEntry {
         seq: seq as u64,
-        at: parse_time(&at)?,
+        at: parse_time(&at).map_err(in_row)?,
         actor,
-        tenant: tenant.as_deref().map(|t| parse("tenant", t)).transpose()?,
+        tenant: tenant
+            .as_deref()
+            .map(|t| parse("tenant", t))
+            .transpose()
+            .map_err(in_row)?,
         action,
-        details: json(&details)?,
+        details: json(&details).map_err(in_row)?,
         prev_hash,
         hash,
     })
