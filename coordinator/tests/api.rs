@@ -278,9 +278,23 @@ impl World {
 
     /// Sends a request and records the response.
     async fn send(&self, method: Method, path: &str, auth: Auth<'_>) -> Seen {
+        self.send_with(method, path, auth, None).await
+    }
+
+    /// Sends a request with an optional JSON body and records the response.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+    ) -> Seen {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         match auth {
             Auth::None => {}
             Auth::Bearer(token) => request = request.bearer_auth(token),
@@ -422,6 +436,9 @@ fn protected_routes() -> Vec<(Method, &'static str)> {
         (Method::GET, "/api/v1/audit"),
         (Method::GET, "/api/v1/audit?after=1&limit=2"),
         (Method::POST, "/api/v1/heartbeat/round"),
+        (Method::GET, "/api/v1/tenants/acme/privacy"),
+        (Method::PUT, "/api/v1/tenants/acme/privacy"),
+        (Method::PUT, "/api/v1/tenants/acme/privacy/hosted-fallback"),
     ]
 }
 
@@ -713,7 +730,7 @@ async fn every_protected_route_needs_a_valid_token_and_the_right_role() {
         assert_eq!(seen.status, StatusCode::UNAUTHORIZED, "{method} {path}");
         // Both roles pass authentication (the operator endpoint aside).
         let as_viewer = w.send(method.clone(), path, Auth::Bearer(&w.viewer)).await;
-        if path == "/api/v1/heartbeat/round" {
+        if path == "/api/v1/heartbeat/round" || method == Method::PUT {
             as_viewer.assert_error(StatusCode::FORBIDDEN);
         } else {
             assert!(
@@ -961,7 +978,7 @@ async fn the_openapi_document_is_valid_and_stable() {
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             assert!(
-                ["get", "post"].contains(&method.as_str()),
+                ["get", "post", "put"].contains(&method.as_str()),
                 "{path} {method}"
             );
             let id = op["operationId"].as_str().unwrap();
@@ -975,6 +992,9 @@ async fn the_openapi_document_is_valid_and_stable() {
         ("get", "/api/v1/tenants/{id}"),
         ("get", "/api/v1/audit"),
         ("post", "/api/v1/heartbeat/round"),
+        ("get", "/api/v1/tenants/{id}/privacy"),
+        ("put", "/api/v1/tenants/{id}/privacy"),
+        ("put", "/api/v1/tenants/{id}/privacy/hosted-fallback"),
         ("get", "/metrics"),
         ("get", "/healthz"),
     ] {
@@ -1025,6 +1045,11 @@ async fn responses_validate_against_the_openapi_schemas() {
         ("/api/v1/tenants/hooli", "/api/v1/tenants/{id}", "get"),
         ("/api/v1/tenants/initech", "/api/v1/tenants/{id}", "get"),
         ("/api/v1/audit?limit=3", "/api/v1/audit", "get"),
+        (
+            "/api/v1/tenants/acme/privacy",
+            "/api/v1/tenants/{id}/privacy",
+            "get",
+        ),
     ] {
         let body = w.get_json(path).await;
         let v = validator(&doc, &schema_of(template, method));
@@ -1378,4 +1403,206 @@ fn token_new_checks_its_subject() {
     assert_eq!(run("not a subject"), 2);
     assert_eq!(run(""), 2);
     assert!(!Path::new(&manifest).exists(), "token new writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn privacy_configuration_is_shown_and_changed_only_by_operators_with_audit() {
+    use coordinator::secrets::BackendKind;
+    use coordinator::store::PrivacyStore;
+    use coordinator::store::privacy::{SecretAction, SecretWrite};
+    use serde_json::json;
+
+    let w = World::start().await;
+    let path = "/api/v1/tenants/acme/privacy";
+    let audit_count = || async { w.store.audit_entries(0, 10_000).await.unwrap().len() };
+
+    // Never configured: hosted everywhere, unmistakably.
+    let view = w.get_json(path).await;
+    assert_eq!(view["version"], 0);
+    assert_eq!(view["storage"]["mode"], "hosted");
+    assert_eq!(view["storage"]["managed_by"], "vendor");
+    assert_eq!(view["storage"]["check"]["state"], "not_applicable");
+    assert_eq!(view["llm"]["managed_by"], "vendor");
+    assert_eq!(view["hosted_fallback"]["enabled"], false);
+    assert_eq!(view["changed_by"], Value::Null);
+    assert_eq!(
+        view["capabilities"],
+        json!(["byo_ai_keys", "dedicated_aws"])
+    );
+
+    let byok = json!({
+        "config": {"llm": {"mode": "byok", "provider": "anthropic",
+                           "model": "claude-sonnet-4-5", "key": "llm-api-key"}},
+        "expected_version": 0
+    });
+    // A viewer may not change it.
+    let before = audit_count().await;
+    let seen = w
+        .send_with(Method::PUT, path, Auth::Bearer(&w.viewer), Some(&byok))
+        .await;
+    seen.assert_error(StatusCode::FORBIDDEN);
+
+    // acme is not entitled to customer storage: 422 naming the capability.
+    let s3 = json!({
+        "config": {"storage": {"mode": "customer_s3", "bucket": "acme-docs",
+                               "region": "eu-west-1", "credentials": "s3-credentials"}},
+        "expected_version": 0
+    });
+    let seen = w
+        .send_with(Method::PUT, path, Auth::Bearer(&w.operator), Some(&s3))
+        .await;
+    assert_eq!(
+        seen.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        seen.body
+    );
+    let problems = seen.json()["problems"].clone();
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["missing_capability"] == "customer_storage"),
+        "{problems}"
+    );
+    // The key's secret does not exist yet: 422 saying how to store it.
+    let seen = w
+        .send_with(Method::PUT, path, Auth::Bearer(&w.operator), Some(&byok))
+        .await;
+    assert_eq!(
+        seen.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        seen.body
+    );
+    assert!(
+        seen.body.contains("coordinator secret put"),
+        "{}",
+        seen.body
+    );
+    // A body that is not a configuration: 422, nothing written.
+    let seen = w
+        .send_with(
+            Method::PUT,
+            path,
+            Auth::Bearer(&w.operator),
+            Some(&json!({"config": {"llm": {"mode": "psychic"}}, "expected_version": 0})),
+        )
+        .await;
+    assert_eq!(
+        seen.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        seen.body
+    );
+    assert_eq!(
+        audit_count().await,
+        before,
+        "refused changes are not audited"
+    );
+    assert_eq!(
+        w.store
+            .current_privacy(&"acme".parse().unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Once the secret exists, the operator's change is written and audited.
+    let secret_put = SecretWrite {
+        tenant: "acme".parse().unwrap(),
+        name: "llm-api-key".parse().unwrap(),
+        backend: BackendKind::Hosted,
+        version: Some("1".into()),
+        digest: Some("hmac-sha256:00".into()),
+        action: SecretAction::Put,
+        actor: "test".into(),
+        at: chrono::Utc::now(),
+    };
+    let secret_audit = coordinator::store::NewAuditEntry {
+        actor: "test".into(),
+        tenant: Some("acme".parse().unwrap()),
+        action: "secret.put".into(),
+        details: json!({}),
+    };
+    w.store
+        .record_secret_write(secret_put, secret_audit)
+        .await
+        .unwrap();
+    let seen = w
+        .send_with(Method::PUT, path, Auth::Bearer(&w.operator), Some(&byok))
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(seen.json()["result"], "written");
+    assert_eq!(seen.json()["record"]["version"], 1);
+    let last = w
+        .store
+        .audit_entries(0, 10_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last.action, "tenant.privacy_changed");
+    assert_eq!(last.actor, format!("token:{OPERATOR}"));
+    assert_eq!(last.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
+    assert_eq!(last.details["llm"], json!({"from": "hosted", "to": "byok"}));
+
+    // A second writer that read version 0 is refused.
+    let seen = w
+        .send_with(Method::PUT, path, Auth::Bearer(&w.operator), Some(&byok))
+        .await;
+    seen.assert_error(StatusCode::CONFLICT);
+
+    // Hosted fallback: needs a reason; then enabled, audited, shown.
+    let fallback = "/api/v1/tenants/acme/privacy/hosted-fallback";
+    let seen = w
+        .send_with(
+            Method::PUT,
+            fallback,
+            Auth::Bearer(&w.operator),
+            Some(&json!({"enabled": true, "expected_version": 1})),
+        )
+        .await;
+    assert_eq!(
+        seen.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        seen.body
+    );
+    let seen = w
+        .send_with(
+            Method::PUT,
+            fallback,
+            Auth::Bearer(&w.operator),
+            Some(
+                &json!({"enabled": true, "reason": "INC-7 provider outage", "expected_version": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let last = w
+        .store
+        .audit_entries(0, 10_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last.action, "tenant.hosted_fallback_enabled");
+    assert_eq!(last.details["reason"], "INC-7 provider outage");
+
+    let view = w.get_json(path).await;
+    assert_eq!(view["version"], 2);
+    assert_eq!(view["llm"]["mode"], "byok");
+    assert_eq!(view["llm"]["managed_by"], "customer");
+    assert_eq!(view["llm"]["check"]["state"], "not_checked");
+    assert_eq!(view["llm"]["config"]["key"], "llm-api-key");
+    assert_eq!(view["storage"]["managed_by"], "vendor");
+    assert_eq!(view["hosted_fallback"]["enabled"], true);
+    assert_eq!(view["hosted_fallback"]["reason"], "INC-7 provider outage");
+    assert_eq!(view["changed_by"], format!("token:{OPERATOR}"));
+    // The tenant detail carries the same view.
+    let detail = w.get_json("/api/v1/tenants/acme").await;
+    assert_eq!(detail["privacy"], view);
+    w.stop().await;
 }
