@@ -9,6 +9,7 @@
 //! issue the same generation.
 
 pub mod audit;
+pub mod fencing;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use stacks::StackKind;
 use stacks::ids::TenantId;
 
 pub use audit::{AuditEntry, BrokenLink, NewAuditEntry};
+pub use fencing::{FencedRollouts, LeaseFence, LeaseLost};
 
 use crate::heartbeat::detector::{Health, TenantHealth};
 
@@ -174,7 +176,7 @@ pub struct StackState {
 
 /// The coordinator's persistent state.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait Store: FencedRollouts + Send + Sync + fmt::Debug {
     /// Records a plan with the next generation; its parent is the latest.
     async fn record_plan(&self, plan: NewPlan) -> Result<PlanRecord, StoreError>;
     /// The latest plan.

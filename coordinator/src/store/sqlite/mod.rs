@@ -1,6 +1,8 @@
 //! The SQLite store: one file, WAL journal, migrations applied in order on
 //! open. Queries are short and local, so they run inline under a mutex.
 
+mod rollout;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
@@ -24,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_heartbeats.sql")),
     (3, include_str!("../migrations/0003_rollouts.sql")),
+    (6, include_str!("../migrations/0006_rollout_fencing.sql")),
 ];
 
 /// A store in one SQLite file.
