@@ -23,6 +23,9 @@ use stacks::ids::TenantId;
 
 use support::*;
 
+#[path = "rollout_fake/takeover.rs"]
+mod takeover;
+
 /// Heartbeat states set by the test; tenants not set are Unknown.
 #[derive(Default)]
 struct ScriptedHealth(Mutex<BTreeMap<TenantId, Health>>);

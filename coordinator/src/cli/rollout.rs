@@ -10,7 +10,8 @@ use stacks::Release;
 use super::context::{ConnectorOverride, context, open_store};
 use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
 use crate::heartbeat::monitor::Monitor;
-use crate::rollout::run::{RolloutError, RolloutReport, Runner, holder_name, report};
+use crate::rollout::report::{RolloutReport, report};
+use crate::rollout::run::{RolloutError, Runner, holder_name};
 use crate::store::RolloutEvent;
 
 /// `rollout` subcommands.
@@ -27,7 +28,10 @@ pub enum RolloutCommand {
     /// in flight finish and are recorded.
     Halt(HaltArgs),
     /// Continue a halted or crashed rollout; tenants that succeeded are not
-    /// deployed again.
+    /// deployed again, and stack operations a stopped coordinator left in
+    /// flight are waited for and recorded first. A killed coordinator's
+    /// lease must have expired (its --lease-ttl); a coordinator that exited
+    /// released it.
     Resume(ResumeArgs),
 }
 
@@ -40,10 +44,31 @@ pub struct StartArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of `rollout start` and `rollout resume`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
     /// Seconds between health polls during a bake.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub poll_interval: u64,
+    /// Seconds the rollout lease lasts without renewal (it is renewed every
+    /// third of that, and released when the run ends). If this coordinator
+    /// is killed, `rollout resume` can take over only once the lease has
+    /// expired; a coordinator stalled for longer than this loses the
+    /// rollout to whoever resumes it. At least 10.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(MIN_LEASE_TTL_SECS..=MAX_LEASE_TTL_SECS))]
+    pub lease_ttl: u64,
 }
+
+/// The shortest `--lease-ttl`: renewals every few seconds leave room for a
+/// slow store, and a takeover is still quick.
+pub const MIN_LEASE_TTL_SECS: u64 = 10;
+/// The longest `--lease-ttl`: a killed coordinator blocks resumes this long.
+pub const MAX_LEASE_TTL_SECS: u64 = 3600;
 
 /// Flags of `rollout halt`.
 #[derive(Debug, clap::Args)]
@@ -56,17 +81,16 @@ pub struct HaltArgs {
 /// Flags of `rollout resume`.
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// Seconds between health polls during a bake.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    pub poll_interval: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 pub async fn run(cli: &Cli, command: &RolloutCommand, connector: ConnectorOverride) -> CmdResult {
     match command {
         RolloutCommand::Status => status(cli).await,
         RolloutCommand::Halt(args) => halt(cli, args, connector).await,
-        RolloutCommand::Start(args) => drive(cli, Some(args), args.poll_interval, connector).await,
-        RolloutCommand::Resume(args) => drive(cli, None, args.poll_interval, connector).await,
+        RolloutCommand::Start(args) => drive(cli, Some(args), &args.run, connector).await,
+        RolloutCommand::Resume(args) => drive(cli, None, &args.run, connector).await,
     }
 }
 
@@ -139,7 +163,7 @@ fn confirm(what: &str) -> Result<bool, Failure> {
 async fn drive(
     cli: &Cli,
     start: Option<&StartArgs>,
-    poll_interval: u64,
+    run: &RunArgs,
     connector: ConnectorOverride,
 ) -> CmdResult {
     let ctx = context(cli, None, connector).await?;
@@ -186,8 +210,8 @@ async fn drive(
     let runner = Runner {
         fleet: ctx.fleet(release, None),
         health: &monitor,
-        poll_interval: Duration::from_secs(poll_interval.max(1)),
-        lease_ttl: Duration::from_secs(120),
+        poll_interval: Duration::from_secs(run.poll_interval.max(1)),
+        lease_ttl: Duration::from_secs(run.lease_ttl),
         holder: holder_name(ctx.operator.actor()),
         on_event: &on_event,
         progress: if human { progress.as_ref() } else { &quiet },

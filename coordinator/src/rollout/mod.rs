@@ -39,17 +39,26 @@
 //!   failed tenants and tenants that were started but never recorded an
 //!   outcome (a crash) are planned and deployed again (deployments are
 //!   idempotent per plan generation); a wave whose gate failed is baked
-//!   again.
-//! * **One rollout at a time**: a lease in the store (holder and expiry,
-//!   taken in one transaction, renewed while the rollout runs) keeps a
+//!   again. Before planning, stack operations the stopped coordinator left
+//!   running are waited for and their deployment rows get the outcome
+//!   observed ([`reattach`]).
+//! * **One rollout at a time**: a lease in the store (holder, expiry and
+//!   epoch, taken in one transaction, renewed every third of its TTL while
+//!   the rollout runs, released when the run ends, halted or not) keeps a
 //!   second coordinator from driving a rollout; `rollout start` refuses
 //!   while a rollout is running (resume it instead). Starting a new rollout
 //!   while one is halted supersedes the halted one (that is how a rollback
 //!   to the previous release is started).
+//! * **Fencing**: a coordinator that stalls past its lease's expiry may find
+//!   the rollout taken over. Each transition is written in the same
+//!   transaction as a check of the lease's holder and epoch, so its next
+//!   write is refused, and it stops at once without writing more.
 //! * `[rollout.overrides.<wave>]` replaces any of the four values for one
 //!   wave; unset keys take the `[rollout]` value.
 
 pub mod engine;
+pub mod reattach;
+pub mod report;
 pub mod run;
 
 use stacks::ids::TenantId;
@@ -58,9 +67,8 @@ use crate::heartbeat::detector::Health;
 use crate::heartbeat::monitor::Monitor;
 
 pub use engine::{Next, RolloutState, TenantProgress};
-pub use run::{
-    HaltSummary, RolloutError, RolloutReport, Runner, TenantOutcome, halt as halt_rollout,
-};
+pub use report::{HaltSummary, RolloutReport, TenantOutcome};
+pub use run::{RolloutError, Runner, halt as halt_rollout};
 
 /// Where the health gate reads tenants' heartbeat states.
 pub trait HealthSource: Send + Sync {

@@ -1,24 +1,33 @@
 //! Executing a rollout: plans once per run, then follows [`engine::next`],
 //! writing each transition to the store before acting on it, deploying each
 //! tenant with [`Fleet::apply`] on that tenant's slice of the plan.
+//!
+//! A run holds the rollout lease from start to end and renews it every
+//! third of its TTL. Every transition is a fenced write ([`FencedRollouts`]):
+//! if another coordinator took the lease over, the write is refused and the
+//! run stops at once with [`RolloutError::LeaseLost`], writing nothing more.
+//! A run that ends (done, halted, or failed) releases the lease, so a
+//! resume never waits for the lease of a coordinator that exited.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde::Serialize;
+use futures::{StreamExt, TryStreamExt};
 use stacks::ids::{TenantId, WaveName};
 
 use super::HealthSource;
-use super::engine::{self, Next, RolloutState};
+use super::engine::{self, Next, RolloutState, TenantProgress};
+use super::reattach;
+use super::report::{HaltCause, RolloutReport, report};
 use crate::apply::ProgressFn;
 use crate::deploy::{Fleet, Planned};
 use crate::heartbeat::detector::Health;
 use crate::manifest::WavePolicy;
 use crate::plan::{Plan, PlanOptions};
 use crate::store::{
-    LeaseHeld, NewAuditEntry, NewRolloutEvent, RolloutEvent, RolloutRecord, Store, StoreError,
+    LeaseFence, LeaseHeld, LeaseLost, NewAuditEntry, NewRolloutEvent, RolloutEvent, RolloutRecord,
+    Store, StoreError,
 };
 
 /// Why a rollout could not be driven.
@@ -33,6 +42,12 @@ pub enum RolloutError {
     /// Another coordinator drives a rollout.
     #[error("{0}; wait for it, or halt it with `coordinator rollout halt`")]
     Leased(#[from] LeaseHeld),
+    /// Another coordinator took the lease over; this run stopped and wrote
+    /// nothing more.
+    #[error(
+        "{0}. This coordinator stopped without recording anything more; the other one drives the rollout now (see `coordinator rollout status`), and reattaches to the stack operations this one left in flight"
+    )]
+    LeaseLost(#[from] LeaseLost),
     /// A rollout is running already.
     #[error(
         "rollout {0} is running (or its coordinator crashed): resume it with `coordinator rollout resume`, or halt it with `coordinator rollout halt`"
@@ -43,62 +58,6 @@ pub enum RolloutError {
     Nothing(String),
 }
 
-/// One tenant at the end of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct TenantOutcome {
-    /// Tenant.
-    pub tenant: TenantId,
-    /// Its wave.
-    pub wave: WaveName,
-    /// `succeeded`, `failed`, `in_flight` or `not_started`.
-    pub outcome: &'static str,
-    /// How long its deployment took.
-    pub duration_ms: Option<u64>,
-    /// Why it failed.
-    pub reason: Option<String>,
-}
-
-/// Why a rollout halted.
-#[derive(Debug, Clone, Serialize)]
-pub struct HaltSummary {
-    /// The wave it halted in.
-    pub wave: Option<String>,
-    /// What halted it.
-    pub reason: String,
-    /// Failed (or unhealthy) tenants and why.
-    pub tenants: Vec<(TenantId, String)>,
-    /// What to run next.
-    pub next_steps: String,
-}
-
-impl std::fmt::Display for HaltSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.wave {
-            Some(w) => write!(f, "rollout halted in wave `{w}`: {}", self.reason)?,
-            None => write!(f, "rollout halted: {}", self.reason)?,
-        }
-        for (t, why) in &self.tenants {
-            write!(f, "\n  {t}: {why}")?;
-        }
-        write!(f, "\n{}", self.next_steps)
-    }
-}
-
-/// The result of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct RolloutReport {
-    /// The rollout.
-    pub rollout: i64,
-    /// Its release.
-    pub release: String,
-    /// `succeeded` or `halted`.
-    pub verdict: &'static str,
-    /// Why it halted.
-    pub halt: Option<HaltSummary>,
-    /// Per tenant, in wave order.
-    pub tenants: Vec<TenantOutcome>,
-}
-
 /// Drives rollouts.
 pub struct Runner<'a> {
     /// Deploys tenants; its `concurrency` is only used while planning.
@@ -107,7 +66,7 @@ pub struct Runner<'a> {
     pub health: &'a dyn HealthSource,
     /// Time between health polls during a bake.
     pub poll_interval: Duration,
-    /// How long the lease lasts without renewal.
+    /// How long the lease lasts without renewal; renewed every third.
     pub lease_ttl: Duration,
     /// Who holds the lease (unique per process).
     pub holder: String,
@@ -143,14 +102,8 @@ fn event(kind: &str, wave: Option<&WaveName>, tenant: Option<&TenantId>) -> NewR
     }
 }
 
-fn next_steps(id: i64) -> String {
-    format!(
-        "fix the cause, then resume with `coordinator rollout resume` (rollout {id}); or roll back: set [release] to the previous version and run `coordinator rollout start` with that release's coordinator"
-    )
-}
-
 /// Asks the running rollout to halt: no new tenant is started; in-flight
-/// ones finish and are recorded.
+/// ones finish and are recorded. An operator's request: no lease needed.
 pub async fn halt(
     store: &dyn Store,
     actor: &str,
@@ -187,6 +140,14 @@ pub async fn halt(
     Ok(store.rollout(r.id).await?.unwrap_or(r))
 }
 
+/// The tenants of `wave`.
+fn wave_tenants<'w>(waves: &'w [(WaveName, Vec<TenantId>)], wave: &WaveName) -> &'w [TenantId] {
+    waves
+        .iter()
+        .find(|(w, _)| w == wave)
+        .map_or(&[][..], |(_, t)| t.as_slice())
+}
+
 impl Runner<'_> {
     fn store(&self) -> &dyn Store {
         self.fleet.store
@@ -213,29 +174,85 @@ impl Runner<'_> {
             .map(|_| ())
     }
 
-    async fn record(&self, id: i64, e: NewRolloutEvent) -> Result<(), StoreError> {
-        let recorded = self.store().append_rollout_event(id, e).await?;
+    /// Writes a transition, if this run still holds the lease.
+    async fn record(
+        &self,
+        fence: &LeaseFence,
+        id: i64,
+        e: NewRolloutEvent,
+    ) -> Result<(), RolloutError> {
+        let recorded = self
+            .store()
+            .append_rollout_event_fenced(fence, id, e)
+            .await??;
         (self.on_event)(&recorded);
         Ok(())
     }
 
-    async fn lease(&self, id: i64) -> Result<(), RolloutError> {
-        self.store()
-            .acquire_rollout_lease(&self.holder, id, self.lease_ttl)
-            .await??;
-        Ok(())
+    /// Sets the rollout's state, if this run still holds the lease.
+    async fn set_state(
+        &self,
+        fence: &LeaseFence,
+        id: i64,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), RolloutError> {
+        Ok(self
+            .store()
+            .set_rollout_state_fenced(fence, id, state, reason)
+            .await??)
+    }
+
+    async fn take_lease(&self, rollout: i64) -> Result<LeaseFence, RolloutError> {
+        Ok(self
+            .store()
+            .take_rollout_lease(&self.holder, rollout, self.lease_ttl)
+            .await??)
+    }
+
+    /// Renews the lease every third of its TTL; returns only when it was
+    /// lost. Store errors are retried: a lease that lapses meanwhile is
+    /// still ours unless taken over, and the fenced writes tell.
+    async fn keep_lease(&self, fence: &LeaseFence, id: i64) -> RolloutError {
+        loop {
+            tokio::time::sleep(self.lease_ttl / 3).await;
+            match self
+                .store()
+                .renew_rollout_lease(fence, id, self.lease_ttl)
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(lost)) => {
+                    tracing::error!(error = %lost, "stopping the rollout");
+                    return lost.into();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the rollout lease"),
+            }
+        }
+    }
+
+    /// Runs `work` under the lease, then releases it whatever the result.
+    async fn holding(
+        &self,
+        fence: &LeaseFence,
+        work: impl Future<Output = Result<RolloutReport, RolloutError>>,
+    ) -> Result<RolloutReport, RolloutError> {
+        let result = work.await;
+        if let Err(e) = self.store().release_rollout_lease_fenced(fence).await {
+            tracing::warn!(error = %e, "cannot release the rollout lease; it expires by itself");
+        }
+        result
     }
 
     /// Starts a rollout of the manifest's release.
     pub async fn start(&self) -> Result<RolloutReport, RolloutError> {
-        self.lease(0).await?;
-        let result = async {
+        let fence = self.take_lease(0).await?;
+        self.holding(&fence, async {
             if let Some(latest) = self.store().latest_rollout().await? {
                 match latest.state.as_str() {
                     "running" => return Err(RolloutError::AlreadyRunning(latest.id)),
                     "halted" => {
-                        self.store()
-                            .set_rollout_state(latest.id, "superseded", latest.reason.as_deref())
+                        self.set_state(&fence, latest.id, "superseded", latest.reason.as_deref())
                             .await?;
                     }
                     _ => {}
@@ -243,18 +260,18 @@ impl Runner<'_> {
             }
             let release = self.fleet.manifest.release.to_string();
             let r = self.store().create_rollout(&release, self.actor()).await?;
-            self.lease(r.id).await?;
+            self.store()
+                .renew_rollout_lease(&fence, r.id, self.lease_ttl)
+                .await??;
             self.audit(
                 "rollout.start",
                 None,
                 serde_json::json!({ "rollout": r.id, "release": release, "policy": self.fleet.manifest.rollout }),
             )
             .await?;
-            self.drive(r.id).await
-        }
-        .await;
-        let _ = self.store().release_rollout_lease(&self.holder).await;
-        result
+            self.drive(&fence, r.id).await
+        })
+        .await
     }
 
     /// Continues a halted or crashed rollout.
@@ -268,23 +285,20 @@ impl Runner<'_> {
                 r.id, r.state
             )));
         }
-        self.lease(r.id).await?;
-        let result = async {
-            self.store()
-                .set_rollout_state(r.id, "running", None)
+        let fence = self.take_lease(r.id).await?;
+        self.holding(&fence, async {
+            self.set_state(&fence, r.id, "running", None).await?;
+            self.record(&fence, r.id, event("resumed", None, None))
                 .await?;
-            self.record(r.id, event("resumed", None, None)).await?;
             self.audit(
                 "rollout.resume",
                 None,
                 serde_json::json!({ "rollout": r.id, "was": r.state }),
             )
             .await?;
-            self.drive(r.id).await
-        }
-        .await;
-        let _ = self.store().release_rollout_lease(&self.holder).await;
-        result
+            self.drive(&fence, r.id).await
+        })
+        .await
     }
 
     async fn halted_by_request(&self, id: i64) -> Result<bool, StoreError> {
@@ -295,23 +309,32 @@ impl Runner<'_> {
             .is_some_and(|r| r.state == "halted"))
     }
 
-    async fn drive(&self, id: i64) -> Result<RolloutReport, RolloutError> {
+    /// Follows the engine to the end, renewing the lease meanwhile; stops
+    /// at once if the lease is lost.
+    async fn drive(&self, fence: &LeaseFence, id: i64) -> Result<RolloutReport, RolloutError> {
+        tokio::select! {
+            result = self.steps(fence, id) => result,
+            lost = self.keep_lease(fence, id) => Err(lost),
+        }
+    }
+
+    async fn steps(&self, fence: &LeaseFence, id: i64) -> Result<RolloutReport, RolloutError> {
         let manifest = self.fleet.manifest;
         let waves = engine::waves(manifest);
         let mut planned: Option<(Planned, Plan)> = None;
         loop {
-            self.lease(id).await?;
             if self.halted_by_request(id).await? {
                 return self.report(id, None).await;
             }
             let state = RolloutState::from_events(&self.store().rollout_events(id).await?);
             match engine::next(&manifest.rollout, &waves, &state) {
                 Next::StartWave(wave) => {
-                    self.record(id, event("wave_started", Some(&wave), None))
+                    self.record(fence, id, event("wave_started", Some(&wave), None))
                         .await?;
                 }
                 Next::Deploy { wave, tenants } => {
                     if planned.is_none() {
+                        self.reattach(fence, id, &state).await?;
                         let p = self
                             .fleet
                             .observe_and_plan(None, PlanOptions::default())
@@ -321,29 +344,24 @@ impl Runner<'_> {
                         planned = Some((p, plan));
                     }
                     let (p, plan) = planned.as_ref().expect("planned above");
-                    let size = waves
-                        .iter()
-                        .find(|(w, _)| w == &wave)
-                        .map_or(0, |(_, t)| t.len());
-                    let already_failed = state
-                        .failures(
-                            waves
-                                .iter()
-                                .filter(|(w, _)| w == &wave)
-                                .flat_map(|(_, t)| t),
-                        )
-                        .len();
-                    self.deploy_wave(id, &wave, &tenants, size, already_failed, p, plan)
-                        .await?;
+                    let all = wave_tenants(&waves, &wave);
+                    let already_failed = state.failures(all).len();
+                    let deploy = WaveDeploy {
+                        id,
+                        wave: &wave,
+                        size: all.len(),
+                        already_failed,
+                        planned: p,
+                        plan,
+                    };
+                    self.deploy_wave(fence, &deploy, &tenants).await?;
                 }
                 Next::Bake(wave) => {
                     let policy = manifest.rollout.for_wave(&wave);
-                    let gated: Vec<TenantId> = waves
+                    let gated: Vec<TenantId> = wave_tenants(&waves, &wave)
                         .iter()
-                        .filter(|(w, _)| w == &wave)
-                        .flat_map(|(_, t)| t)
                         .filter(|t| {
-                            state.tenant(t) == engine::TenantProgress::Succeeded
+                            state.tenant(t) == TenantProgress::Succeeded
                                 && manifest
                                     .tenant(t)
                                     .is_some_and(|t| !t.deployed_stacks().is_empty())
@@ -352,7 +370,7 @@ impl Runner<'_> {
                         .collect();
                     match self.bake(id, &wave, policy, &gated).await? {
                         Bake::Passed => {
-                            self.record(id, event("gate_passed", Some(&wave), None))
+                            self.record(fence, id, event("gate_passed", Some(&wave), None))
                                 .await?;
                         }
                         Bake::HaltRequested => continue,
@@ -363,6 +381,7 @@ impl Runner<'_> {
                                 policy.bake_time
                             );
                             self.record(
+                                fence,
                                 id,
                                 NewRolloutEvent {
                                     details: serde_json::json!({ "reason": reason, "tenants": unhealthy }),
@@ -376,7 +395,7 @@ impl Runner<'_> {
                                 serde_json::json!({ "rollout": id, "wave": wave, "tenants": unhealthy }),
                             )
                             .await?;
-                            return self.halt_self(id, &wave, reason, unhealthy).await;
+                            return self.halt_self(fence, id, &wave, reason, unhealthy).await;
                         }
                     }
                 }
@@ -385,21 +404,17 @@ impl Runner<'_> {
                     failed,
                     allowed,
                 } => {
-                    let size = waves
-                        .iter()
-                        .find(|(w, _)| w == &wave)
-                        .map_or(0, |(_, t)| t.len());
+                    let size = wave_tenants(&waves, &wave).len();
                     let reason = format!(
                         "{} of {size} tenant(s) failed, more than the {allowed} tolerated",
                         failed.len()
                     );
-                    return self.halt_self(id, &wave, reason, failed).await;
+                    return self.halt_self(fence, id, &wave, reason, failed).await;
                 }
                 Next::Done => {
-                    self.record(id, event("completed", None, None)).await?;
-                    self.store()
-                        .set_rollout_state(id, "succeeded", None)
+                    self.record(fence, id, event("completed", None, None))
                         .await?;
+                    self.set_state(fence, id, "succeeded", None).await?;
                     self.audit(
                         "rollout.completed",
                         None,
@@ -412,14 +427,54 @@ impl Runner<'_> {
         }
     }
 
+    /// Settles the deployment rows a stopped coordinator left open for the
+    /// tenants it had in flight, before planning again.
+    async fn reattach(
+        &self,
+        fence: &LeaseFence,
+        id: i64,
+        state: &RolloutState,
+    ) -> Result<(), RolloutError> {
+        let in_flight: Vec<TenantId> = state
+            .tenants
+            .iter()
+            .filter(|(_, p)| **p == TenantProgress::InFlight)
+            .map(|(t, _)| t.clone())
+            .collect();
+        if in_flight.is_empty() {
+            return Ok(());
+        }
+        let concurrency = self.fleet.concurrency;
+        for r in reattach::reattach(&self.fleet, &in_flight, concurrency).await? {
+            let wave = self
+                .fleet
+                .manifest
+                .tenant(&r.tenant)
+                .map(|t| t.wave.clone());
+            let details = serde_json::to_value(&r).unwrap_or_default();
+            self.record(
+                fence,
+                id,
+                NewRolloutEvent {
+                    details,
+                    ..event("tenant_reattached", wave.as_ref(), Some(&r.tenant))
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn halt_self(
         &self,
+        fence: &LeaseFence,
         id: i64,
         wave: &WaveName,
         reason: String,
         tenants: Vec<(TenantId, String)>,
     ) -> Result<RolloutReport, RolloutError> {
         self.record(
+            fence,
             id,
             NewRolloutEvent {
                 details: serde_json::json!({ "reason": reason, "tenants": tenants }),
@@ -427,9 +482,7 @@ impl Runner<'_> {
             },
         )
         .await?;
-        self.store()
-            .set_rollout_state(id, "halted", Some(&reason))
-            .await?;
+        self.set_state(fence, id, "halted", Some(&reason)).await?;
         self.audit(
             "rollout.halted",
             None,
@@ -440,114 +493,101 @@ impl Runner<'_> {
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Deploys `tenants` of a wave, at most the wave's `max_concurrent` at
+    /// once. Past the tolerance or after a halt, nothing new starts and the
+    /// tenants in flight finish; a store failure or a lost lease stops the
+    /// wave at once.
     async fn deploy_wave(
         &self,
-        id: i64,
-        wave: &WaveName,
+        fence: &LeaseFence,
+        w: &WaveDeploy<'_>,
         tenants: &[TenantId],
-        size: usize,
-        already_failed: usize,
-        planned: &Planned,
-        plan: &Plan,
     ) -> Result<(), RolloutError> {
-        let policy = self.fleet.manifest.rollout.for_wave(wave);
-        let allowed = policy.failure_tolerance.allowed(size);
-        let failures = AtomicUsize::new(already_failed);
+        let policy = self.fleet.manifest.rollout.for_wave(w.wave);
+        let allowed = policy.failure_tolerance.allowed(w.size);
+        let failures = AtomicUsize::new(w.already_failed);
         let failures = &failures;
-        let lost = AtomicBool::new(false);
-        let lost = &lost;
-        let work = futures::stream::iter(tenants)
+        futures::stream::iter(tenants)
             .map(|tenant| async move {
-                // Checked as each tenant is about to start: past the
-                // tolerance or after a halt, nothing new starts.
-                if failures.load(Ordering::SeqCst) > allowed
-                    || lost.load(Ordering::SeqCst)
-                    || self.halted_by_request(id).await?
+                // Checked as each tenant is about to start.
+                if failures.load(Ordering::SeqCst) > allowed || self.halted_by_request(w.id).await?
                 {
                     return Ok(());
                 }
-                self.record(id, event("tenant_started", Some(wave), Some(tenant)))
-                    .await?;
-                let started = std::time::Instant::now();
-                let slice = Plan {
-                    generation: plan.generation,
-                    parent: plan.parent,
-                    release: plan.release.clone(),
-                    tenants: plan
-                        .tenants
-                        .iter()
-                        .filter(|t| &t.tenant == tenant)
-                        .cloned()
-                        .collect(),
-                };
-                let report = self.fleet.apply(&slice, planned, self.progress).await;
-                let duration_ms = started.elapsed().as_millis() as u64;
-                let failed: Vec<String> = report
-                    .tenants
-                    .iter()
-                    .flat_map(|t| &t.items)
-                    .filter(|i| !i.ok())
-                    .map(|i| format!("{}: {}", i.stack, i.describe()))
-                    .collect();
-                let ok = failed.is_empty();
-                let reason = (!ok).then(|| failed.join("; "));
+                let ok = self.deploy_tenant(fence, w, tenant).await?;
                 if !ok {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
-                let kind = if ok { "tenant_succeeded" } else { "tenant_failed" };
-                self.record(
-                    id,
-                    NewRolloutEvent {
-                        details: serde_json::json!({ "reason": reason, "duration_ms": duration_ms }),
-                        ..event(kind, Some(wave), Some(tenant))
-                    },
-                )
-                .await?;
-                self.audit(
-                    "rollout.tenant",
-                    Some(tenant),
-                    serde_json::json!({
-                        "rollout": id,
-                        "wave": wave,
-                        "outcome": if ok { "succeeded" } else { "failed" },
-                        "reason": reason,
-                        "duration_ms": duration_ms,
-                    }),
-                )
-                .await?;
-                Ok(())
+                Ok::<(), RolloutError>(())
             })
             .buffer_unordered(policy.max_concurrent.max(1))
-            .collect::<Vec<Result<(), StoreError>>>();
-        // The lease is renewed while the wave's tenants deploy; if another
-        // coordinator took it over, nothing new starts.
-        let renew = async {
-            loop {
-                tokio::time::sleep(self.lease_ttl / 3).await;
-                match self
-                    .store()
-                    .acquire_rollout_lease(&self.holder, id, self.lease_ttl)
-                    .await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(held)) => {
-                        tracing::error!(error = %held, "lost the rollout lease; starting no more tenants");
-                        lost.store(true, Ordering::SeqCst);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot renew the rollout lease"),
-                }
-            }
-        };
-        let results = tokio::select! {
-            results = work => results,
-            () = renew => unreachable!("the renewal loop never ends"),
-        };
-        results.into_iter().collect::<Result<(), _>>()?;
-        if lost.load(Ordering::SeqCst) {
-            self.lease(id).await?;
-        }
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
+    }
+
+    /// Deploys one tenant and records its outcome; returns whether it
+    /// succeeded.
+    async fn deploy_tenant(
+        &self,
+        fence: &LeaseFence,
+        w: &WaveDeploy<'_>,
+        tenant: &TenantId,
+    ) -> Result<bool, RolloutError> {
+        let (id, wave) = (w.id, w.wave);
+        self.record(fence, id, event("tenant_started", Some(wave), Some(tenant)))
+            .await?;
+        let started = std::time::Instant::now();
+        let slice = Plan {
+            generation: w.plan.generation,
+            parent: w.plan.parent,
+            release: w.plan.release.clone(),
+            tenants: w
+                .plan
+                .tenants
+                .iter()
+                .filter(|t| &t.tenant == tenant)
+                .cloned()
+                .collect(),
+        };
+        let report = self.fleet.apply(&slice, w.planned, self.progress).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let failed: Vec<String> = report
+            .tenants
+            .iter()
+            .flat_map(|t| &t.items)
+            .filter(|i| !i.ok())
+            .map(|i| format!("{}: {}", i.stack, i.describe()))
+            .collect();
+        let ok = failed.is_empty();
+        let reason = (!ok).then(|| failed.join("; "));
+        let kind = if ok {
+            "tenant_succeeded"
+        } else {
+            "tenant_failed"
+        };
+        self.record(
+            fence,
+            id,
+            NewRolloutEvent {
+                details: serde_json::json!({ "reason": reason, "duration_ms": duration_ms }),
+                ..event(kind, Some(wave), Some(tenant))
+            },
+        )
+        .await?;
+        self.audit(
+            "rollout.tenant",
+            Some(tenant),
+            serde_json::json!({
+                "rollout": id,
+                "wave": wave,
+                "outcome": if ok { "succeeded" } else { "failed" },
+                "reason": reason,
+                "duration_ms": duration_ms,
+            }),
+        )
+        .await?;
+        Ok(ok)
     }
 
     async fn bake(
@@ -565,14 +605,6 @@ impl Runner<'_> {
         loop {
             if self.halted_by_request(id).await? {
                 return Ok(Bake::HaltRequested);
-            }
-            // Keep the lease while baking.
-            if let Ok(Err(e)) = self
-                .store()
-                .acquire_rollout_lease(&self.holder, id, self.lease_ttl)
-                .await
-            {
-                tracing::warn!(error = %e, "lost the rollout lease while baking");
             }
             let now = tokio::time::Instant::now();
             let last = now >= deadline;
@@ -611,84 +643,20 @@ impl Runner<'_> {
     }
 }
 
-/// Why a run halted: the wave, the reason, the tenants and why.
-pub type HaltCause = (Option<String>, String, Vec<(TenantId, String)>);
+/// One wave's deployment: what every tenant of it shares.
+struct WaveDeploy<'w> {
+    id: i64,
+    wave: &'w WaveName,
+    /// Tenants in the wave.
+    size: usize,
+    /// Failures recorded before this run.
+    already_failed: usize,
+    planned: &'w Planned,
+    plan: &'w Plan,
+}
 
 enum Bake {
     Passed,
     Failed(Vec<(TenantId, String)>),
     HaltRequested,
-}
-
-/// A rollout's report, from its log (`rollout status` uses it too).
-pub async fn report(
-    store: &dyn Store,
-    manifest: &crate::manifest::Manifest,
-    id: i64,
-    halt: Option<HaltCause>,
-) -> Result<RolloutReport, RolloutError> {
-    let record = store
-        .rollout(id)
-        .await?
-        .ok_or_else(|| RolloutError::Nothing(format!("no rollout {id}")))?;
-    let events = store.rollout_events(id).await?;
-    let mut last: BTreeMap<TenantId, &RolloutEvent> = BTreeMap::new();
-    for e in &events {
-        if let Some(t) = &e.event.tenant {
-            last.insert(t.clone(), e);
-        }
-    }
-    let tenants = engine::waves(manifest)
-        .into_iter()
-        .flat_map(|(w, ts)| ts.into_iter().map(move |t| (w.clone(), t)))
-        .map(|(wave, tenant)| {
-            let e = last.get(&tenant);
-            let outcome = match e.map(|e| e.event.kind.as_str()) {
-                Some("tenant_succeeded") => "succeeded",
-                Some("tenant_failed") => "failed",
-                Some("tenant_started") => "in_flight",
-                _ => "not_started",
-            };
-            TenantOutcome {
-                duration_ms: e.and_then(|e| e.event.details["duration_ms"].as_u64()),
-                reason: e.and_then(|e| e.event.details["reason"].as_str().map(str::to_owned)),
-                tenant,
-                wave,
-                outcome,
-            }
-        })
-        .collect();
-    let halt = match (record.state.as_str(), halt) {
-        ("halted", Some((wave, reason, tenants))) => Some(HaltSummary {
-            wave,
-            reason,
-            tenants,
-            next_steps: next_steps(id),
-        }),
-        ("halted", None) => {
-            let e = events.iter().rev().find(|e| e.event.kind == "halted");
-            Some(HaltSummary {
-                wave: e.and_then(|e| e.event.wave.clone()),
-                reason: record.reason.clone().unwrap_or_default(),
-                tenants: e
-                    .and_then(|e| serde_json::from_value(e.event.details["tenants"].clone()).ok())
-                    .unwrap_or_default(),
-                next_steps: next_steps(id),
-            })
-        }
-        _ => None,
-    };
-    Ok(RolloutReport {
-        rollout: id,
-        release: record.release,
-        verdict: if record.state == "halted" {
-            "halted"
-        } else if record.state == "succeeded" {
-            "succeeded"
-        } else {
-            "running"
-        },
-        halt,
-        tenants,
-    })
 }
