@@ -41,7 +41,7 @@ fn manifest(dir: &Path, viewer_token: &str) -> Manifest {
     );
     let tenants = DEDICATED
         .iter()
-        .map(|id| (*id, "dedicated_aws"))
+        .map(|id| (*id, "dedicated_aws\", \"byo_ai_keys"))
         .chain([(HOSTED, "byo_ai_keys")]);
     for (i, (id, capability)) in tenants.enumerate() {
         let wave = if i == 0 { "canary" } else { "main" };
@@ -381,6 +381,10 @@ async fn the_dashboard_shows_a_dead_tenant_in_a_real_browser() {
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "{} is {size} bytes", png.display());
 
+    // The dead tenant brings its own LLM key (documents stay in the hosted
+    // bucket); an SRE configured it.
+    configure_byok(&store, &manifest, DEAD).await;
+
     // The dead tenant's page: its history, stacks, outputs and a way back.
     let tenant_page = format!("{login}#/tenants/{DEAD}");
     let dom = render(tenant_page.clone()).await;
@@ -429,6 +433,45 @@ async fn the_dashboard_shows_a_dead_tenant_in_a_real_browser() {
         text(&dom).contains("Missed rounds"),
         "the heartbeat facts: {dom}"
     );
+    // Privacy: hosted vs customer-managed is unmistakable, in words.
+    let privacy = section(&dom, "privacy");
+    let rows: Vec<(Option<String>, Option<String>)> = privacy
+        .split("<tr")
+        .skip(1)
+        .filter_map(|row| {
+            let tag = row.split('>').next()?;
+            let tag = format!("<tr{tag}>");
+            Some((
+                attribute(&tag, "data-dependency"),
+                attribute(&tag, "data-managed-by"),
+            ))
+        })
+        .filter(|(d, _)| d.is_some())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (Some("storage".into()), Some("vendor".into())),
+            (Some("llm".into()), Some("customer".into()))
+        ],
+        "{privacy}"
+    );
+    let words = text(privacy);
+    for expected in [
+        "Hosted by the vendor",
+        "Customer-managed",
+        "anthropic model claude-sonnet-4-5",
+        "key in secret `llm-api-key`",
+        "not checked yet",
+        "Disabled: fails closed",
+        "Version 1",
+        "by arn:aws:sts::111111111111:assumed-role/sre/alice",
+    ] {
+        assert!(
+            words.contains(expected),
+            "{expected:?} missing from {words}"
+        );
+    }
 
     let png = tmp.join("dashboard-tenant.png");
     let _ = std::fs::remove_file(&png);
@@ -446,4 +489,42 @@ async fn the_dashboard_shows_a_dead_tenant_in_a_real_browser() {
 
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
+}
+
+/// Gives `tenant` its own Anthropic key, as `coordinator secret put` and
+/// `coordinator privacy set` would.
+async fn configure_byok(store: &SqliteStore, manifest: &Manifest, tenant: &str) {
+    use coordinator::privacy::change;
+    use coordinator::store::PrivacyStore;
+    use coordinator::store::privacy::{SecretAction, SecretWrite};
+    let actor = "arn:aws:sts::111111111111:assumed-role/sre/alice";
+    let t = manifest
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == tenant)
+        .unwrap();
+    let write = SecretWrite {
+        tenant: t.id.clone(),
+        name: "llm-api-key".parse().unwrap(),
+        backend: coordinator::secrets::BackendKind::Hosted,
+        version: Some("1".into()),
+        digest: Some("hmac-sha256:00".into()),
+        action: SecretAction::Put,
+        actor: actor.into(),
+        at: chrono::Utc::now(),
+    };
+    let audit = coordinator::store::NewAuditEntry {
+        actor: actor.into(),
+        tenant: Some(t.id.clone()),
+        action: "secret.put".into(),
+        details: serde_json::json!({}),
+    };
+    store.record_secret_write(write, audit).await.unwrap();
+    let config = serde_json::from_value(serde_json::json!({
+        "llm": {"mode": "byok", "provider": "anthropic", "model": "claude-sonnet-4-5", "key": "llm-api-key"}
+    }))
+    .unwrap();
+    change::set_config(store, t, config, Some(0), actor)
+        .await
+        .unwrap();
 }

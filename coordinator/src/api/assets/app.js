@@ -318,6 +318,51 @@ function tenantFacts(t) {
     ['Last error', t.last_error || '—']]);
 }
 
+// Who runs a dependency, in words and colour: never ambiguous.
+function managedBadge(dep) {
+  const customer = dep.managed_by === 'customer';
+  return el('span', { class: `managed managed-${dep.managed_by}`, 'data-managed-by': dep.managed_by },
+    customer ? 'Customer-managed' : 'Hosted by the vendor');
+}
+
+// A customer-managed dependency's last check, from the probes.
+function checkText(check) {
+  const words = {
+    not_applicable: 'n/a (vendor-hosted)', not_checked: 'not checked yet',
+    passing: 'passing', failing: 'FAILING',
+  };
+  const cls = { passing: 'ok', failing: 'bad', not_checked: 'warn' }[check.state] || 'muted';
+  return el('span', { class: `check ${cls}`, 'data-check': check.state }, words[check.state] || check.state);
+}
+
+// The privacy panel: storage and LLM keys, who manages each, their checks,
+// hosted fallback, and who last changed the configuration.
+function privacyPanel(p) {
+  const rows = [['Storage', p.storage], ['LLM keys', p.llm]].map(([name, dep]) =>
+    el('tr', { 'data-dependency': name === 'Storage' ? 'storage' : 'llm', 'data-managed-by': dep.managed_by },
+      el('td', null, name), el('td', null, managedBadge(dep)), el('td', null, dep.summary),
+      el('td', null, checkText(dep.check)),
+      el('td', null, dep.check.last_validated ? relative(dep.check.last_validated, 'ago') : '—'),
+      el('td', null, dep.check.last_error
+        ? [dep.check.last_error, dep.check.remedy ? el('div', { class: 'sub' }, `What to do: ${dep.check.remedy}`) : '']
+        : '—')));
+  const fb = p.hosted_fallback;
+  const customer = p.storage.managed_by === 'customer' || p.llm.managed_by === 'customer';
+  let fallback;
+  if (fb.enabled) fallback = el('span', { class: 'bad', 'data-fallback': 'enabled' }, `ENABLED: falls back to the vendor's hosted storage/keys when its own fail (${fb.reason || 'no reason recorded'})`);
+  else if (customer) fallback = el('span', { class: 'ok', 'data-fallback': 'disabled' }, 'Disabled: fails closed when its own storage or keys fail');
+  else fallback = el('span', { class: 'muted', 'data-fallback': 'n/a' }, 'n/a (hosted defaults)');
+  const changed = p.version === 0
+    ? 'Never configured: hosted defaults.'
+    : `Version ${p.version}, changed ${clock(p.changed_at)} (${relText(p.changed_at, 'ago')}) by ${p.changed_by}.`;
+  return [
+    table(['Dependency', 'Managed by', 'Configuration', 'Check', 'Last validated', 'Last error'], rows, '', 'grid privacy'),
+    el('dl', { class: 'facts' },
+      el('div', { class: 'fact' }, el('dt', null, 'Hosted fallback'), el('dd', null, fallback)),
+      el('div', { class: 'fact' }, el('dt', null, 'Changed'), el('dd', { class: 'privacy-changed' }, changed))),
+  ];
+}
+
 // The tenant page: facts, heartbeat history, stacks, deployments, outputs,
 // audit entries, and a link back to the fleet.
 function tenantPage(id) {
@@ -333,6 +378,7 @@ function tenantPage(id) {
     el('h2', null, el('span', { class: 'tenant-id' }, t.id), ' ', badge(stateOf(t))),
     el('dl', { class: 'facts' }, tenantFacts(t).map(([k, v]) =>
       el('div', { class: 'fact' }, el('dt', null, k), el('dd', null, v)))),
+    section('Privacy', 'privacy', privacyPanel(d.privacy)),
     section('Heartbeat history', 'history', table(['When', 'State', 'Why'],
       d.heartbeat_history.map((h) => el('tr', { 'data-state': h.state },
         el('td', null, clock(h.at), ' ', el('span', { class: 'sub' }, '(', relative(h.at, 'ago'), ')')),
