@@ -4,9 +4,9 @@ use stacks::ids::Capability;
 use super::*;
 use crate::privacy::test_tenant;
 use crate::secrets::BackendKind;
-use crate::store::{PrivacyStore, Store};
 use crate::store::privacy::{SecretAction, SecretWrite};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{PrivacyStore, Store};
 
 const ACTOR: &str = "arn:aws:sts::111111111111:assumed-role/sre/alice";
 
