@@ -19,6 +19,8 @@ pub mod heartbeat;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod privacy;
+pub mod probes;
 pub mod rollout;
 pub mod schemas;
 pub mod secrets;
