@@ -92,14 +92,20 @@ impl AwsError {
             | "RequestLimitExceeded"
             | "TooManyRequestsException"
             | "ThrottledException" => ErrorKind::Throttled,
-            "AlreadyExistsException" | "TokenAlreadyExistsException" => ErrorKind::AlreadyExists,
+            "AlreadyExistsException"
+            | "TokenAlreadyExistsException"
+            | "ResourceExistsException"
+            | "ParameterAlreadyExists" => ErrorKind::AlreadyExists,
             "ChangeSetNotFound"
             | "ChangeSetNotFoundException"
             | "StackNotFoundException"
             | "NotFound"
             | "ResourceNotFoundException"
             | "AWS.SimpleQueueService.NonExistentQueue"
-            | "QueueDoesNotExist" => ErrorKind::NotFound,
+            | "QueueDoesNotExist"
+            | "ParameterNotFound"
+            | "ParameterVersionNotFound"
+            | "NotFoundException" => ErrorKind::NotFound,
             "ValidationError" if message.contains("No updates are to be performed") => {
                 ErrorKind::NoUpdates
             }
@@ -108,7 +114,11 @@ impl AwsError {
             | "ValidationException"
             | "InvalidParameterValue"
             | "InvalidParameterCombination"
-            | "MalformedPolicyDocument" => ErrorKind::Validation,
+            | "MalformedPolicyDocument"
+            | "InvalidParameterException"
+            | "InvalidRequestException"
+            | "InvalidCiphertextException"
+            | "IncorrectKeyException" => ErrorKind::Validation,
             "InternalFailure" | "ServiceUnavailable" | "InternalError" | "RequestTimeout"
             | "500" | "502" | "503" | "504" => ErrorKind::Transient,
             _ => ErrorKind::Other,
@@ -158,5 +168,19 @@ mod tests {
             ErrorKind::Throttled
         );
         assert!(ErrorKind::Throttled.is_retryable() && !ErrorKind::AccessDenied.is_retryable());
+        // Secrets Manager, SSM and KMS.
+        for (code, kind) in [
+            ("ResourceExistsException", ErrorKind::AlreadyExists),
+            ("ParameterAlreadyExists", ErrorKind::AlreadyExists),
+            ("ResourceNotFoundException", ErrorKind::NotFound),
+            ("ParameterNotFound", ErrorKind::NotFound),
+            ("ParameterVersionNotFound", ErrorKind::NotFound),
+            ("NotFoundException", ErrorKind::NotFound),
+            ("InvalidCiphertextException", ErrorKind::Validation),
+            ("IncorrectKeyException", ErrorKind::Validation),
+            ("InvalidRequestException", ErrorKind::Validation),
+        ] {
+            assert_eq!(AwsError::classify(Some(code), ""), kind, "{code}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The seam between the coordinator and AWS: small traits over exactly the
-//! STS and CloudFormation calls the coordinator makes, with typed requests
+//! STS, CloudFormation and SQS calls the coordinator makes (and, in
+//! [`secrets`], the Secrets Manager, SSM and KMS calls of the secret
+//! stores), with typed requests
 //! and replies, one classified error type, an SDK implementation
 //! ([`sdk`]) and an in-memory fake ([`fake`]) for tests and benchmarks.
 //!
@@ -15,6 +17,7 @@ pub mod credentials;
 pub mod error;
 pub mod fake;
 pub mod sdk;
+pub mod secrets;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -32,6 +35,7 @@ use stacks::ids::{AccountId, ExternalId, Region, RoleArn};
 
 pub use credentials::TenantCredentials;
 pub use error::{AwsError, ErrorKind};
+pub use secrets::{ClientScope, Kms, ParameterStore, SecretsManager};
 pub use status::{ChangeSetStatus, Sentiment, StackStatus};
 
 /// Who a set of credentials belongs to (`GetCallerIdentity`).
@@ -357,4 +361,10 @@ pub trait Connector: Send + Sync + fmt::Debug {
     ) -> Arc<dyn CloudFormation>;
     /// SQS in a tenant's account and region.
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs>;
+    /// Secrets Manager in the vendor's or a tenant's account.
+    fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager>;
+    /// SSM Parameter Store in the vendor's or a tenant's account.
+    fn parameter_store(&self, scope: &ClientScope) -> Arc<dyn ParameterStore>;
+    /// KMS in the vendor's or a tenant's account.
+    fn kms(&self, scope: &ClientScope) -> Arc<dyn Kms>;
 }

@@ -1,6 +1,7 @@
 //! The seam implemented with the AWS SDK for Rust: [`SdkConnector`] builds
-//! [`SdkSts`], [`SdkCloudFormation`] and [`SdkSqs`] clients for the operator
-//! and for tenants, and every SDK error becomes one classified [`AwsError`].
+//! [`SdkSts`], [`SdkCloudFormation`] and [`SdkSqs`] clients (and, in
+//! `secrets`, [`SdkSecretsManager`], [`SdkParameterStore`] and [`SdkKms`])
+//! for the operator and for tenants, and every SDK error becomes one classified [`AwsError`].
 //!
 //! # Configuration
 //!
@@ -61,10 +62,19 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
 use stacks::aws_names::QueueUrl;
 
 use super::{
-    AwsError, CallerIdentity, ChangeSetDescription, ChangeSetStatus, CloudFormation, Connector,
-    CreateChangeSet, CreateStack, ErrorKind, ReceivedMessage, ResourceChange, RoleRequest, Session,
-    Sqs, StackCapability, StackDescription, StackEvent, StackStatus, Sts, TenantCredentials,
+    AwsError, CallerIdentity, ChangeSetDescription, ChangeSetStatus, ClientScope, CloudFormation,
+    Connector, CreateChangeSet, CreateStack, ErrorKind, Kms, ParameterStore, ReceivedMessage,
+    ResourceChange, RoleRequest, SecretsManager, Session, Sqs, StackCapability, StackDescription,
+    StackEvent, StackStatus, Sts, TenantCredentials,
 };
+
+mod bedrock;
+mod secrets;
+pub use bedrock::SdkBedrock;
+pub use secrets::{SdkKms, SdkParameterStore, SdkSecretsManager};
+
+mod s3;
+pub use s3::SdkS3;
 
 /// Most attempts the SDK makes for one call (the first one included).
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -201,6 +211,22 @@ impl SdkConnector {
             .build()
     }
 
+    /// The base configuration for `scope`: the operator's credentials or a
+    /// tenant's, in the scope's region.
+    fn scoped_config(&self, scope: &ClientScope) -> SdkConfig {
+        match scope {
+            ClientScope::Operator { region } => self
+                .config
+                .to_builder()
+                .region(aws_config::Region::new(region.as_str()))
+                .build(),
+            ClientScope::Tenant {
+                credentials,
+                region,
+            } => self.tenant_config(Arc::clone(credentials), *region),
+        }
+    }
+
     /// The tenant's configuration for SQS, with [`long_poll_timeouts`].
     fn tenant_sqs_config(
         &self,
@@ -252,6 +278,36 @@ impl Connector for SdkConnector {
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
         let config = self.tenant_sqs_config(credentials, region);
         Arc::new(SdkSqs::new(aws_sdk_sqs::Client::from_conf(config)))
+    }
+
+    fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
+        self.s3_client(access)
+    }
+
+    fn tenant_bedrock(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> Arc<dyn super::Bedrock> {
+        let config = self.tenant_config(credentials, region);
+        Arc::new(SdkBedrock::new(aws_sdk_bedrock::Client::new(&config)))
+    }
+
+    fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {
+        let config = self.scoped_config(scope);
+        Arc::new(SdkSecretsManager::new(aws_sdk_secretsmanager::Client::new(
+            &config,
+        )))
+    }
+
+    fn parameter_store(&self, scope: &ClientScope) -> Arc<dyn ParameterStore> {
+        let config = self.scoped_config(scope);
+        Arc::new(SdkParameterStore::new(aws_sdk_ssm::Client::new(&config)))
+    }
+
+    fn kms(&self, scope: &ClientScope) -> Arc<dyn Kms> {
+        let config = self.scoped_config(scope);
+        Arc::new(SdkKms::new(aws_sdk_kms::Client::new(&config)))
     }
 }
 

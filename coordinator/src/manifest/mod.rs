@@ -9,7 +9,8 @@
 //! 2. parse TOML, keeping positions ([`source::Source`]);
 //! 3. check the structure against the JSON Schema generated from the raw
 //!    types ([`schema_check`]) — the same schema published in `schemas/`;
-//! 4. check cross-field rules ([`rules`]);
+//! 4. check cross-field rules ([`rules`], and [`secrets`] for the secret
+//!    stores);
 //! 5. only with no errors: build the validated [`Manifest`].
 //!
 //! Nothing here touches AWS or the state file.
@@ -20,6 +21,7 @@ pub mod model;
 pub mod raw;
 pub mod rules;
 pub mod schema_check;
+pub mod secrets;
 pub mod source;
 pub mod tolerance;
 

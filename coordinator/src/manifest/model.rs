@@ -14,6 +14,7 @@ use stacks::ids::{
 
 use super::duration::HumanDuration;
 use super::raw::RawManifest;
+use super::secrets::SecretsSettings;
 use super::tolerance::FailureTolerance;
 
 /// Name of the coordinator's own role when `principal_arn` is not given.
@@ -36,6 +37,8 @@ pub struct Manifest {
     pub heartbeat: HeartbeatSettings,
     /// Status service settings.
     pub api: ApiSettings,
+    /// Where each tenant's secret values live.
+    pub secrets: SecretsSettings,
     /// Tenants, in manifest order.
     pub tenants: Vec<Tenant>,
 }
@@ -232,6 +235,13 @@ impl Manifest {
             RoleArn::for_role(&coordinator_account, DEFAULT_COORDINATOR_ROLE)
                 .expect("a valid account makes a valid ARN")
         });
+        let state_path = base.join(&raw.coordinator.state);
+        let secrets = SecretsSettings::from_raw(
+            raw.secrets,
+            raw.tenants.iter().map(|t| (&t.id, t.secrets.as_ref())),
+            &base,
+            &state_path,
+        );
         let tenants = raw
             .tenants
             .into_iter()
@@ -256,7 +266,7 @@ impl Manifest {
             coordinator: CoordinatorSettings {
                 account_id: coordinator_account,
                 region: raw.coordinator.region,
-                state_path: base.join(&raw.coordinator.state),
+                state_path,
                 principal_arn,
             },
             release: raw.release.version,
@@ -269,6 +279,7 @@ impl Manifest {
                     .unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
                 tokens: raw.api.tokens,
             },
+            secrets,
             tenants,
         }
     }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use super::duration::HumanDuration;
 use super::tolerance::FailureTolerance;
+use crate::secrets::BackendKind;
 use stacks::ids::{
     AccountId, Capability, ExternalId, Region, ReleaseVersion, RoleArn, TenantId, WaveName,
 };
@@ -35,6 +36,12 @@ pub struct RawManifest {
     /// The status service (`coordinator serve`).
     #[serde(default)]
     pub api: RawApi,
+    /// Where tenants' secret values live: the fleet's defaults, which a
+    /// tenant may override with its own `[tenants.secrets]`. Default: the
+    /// hosted store, data keys wrapped by a master key file next to the
+    /// state file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<RawSecrets>,
     /// The tenants (customers) and their AWS accounts.
     #[serde(default)]
     pub tenants: Vec<RawTenant>,
@@ -203,4 +210,93 @@ pub struct RawTenant {
     /// Days documents are kept in the tenant's bucket (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<RetentionDays>,
+    /// This tenant's own secret store, overriding `[secrets]`. With the
+    /// same backend as `[secrets]`, unset keys take the fleet's values;
+    /// with another backend, this table stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<RawSecrets>,
+}
+
+/// `[secrets]` and `[tenants.secrets]`: where secret values live. Which
+/// keys apply depends on `backend`; see docs/admin/secrets.md.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// `hosted` (default: envelope-encrypted in the coordinator's
+    /// database), `secrets_manager`, `ssm` (SecureString parameters) or
+    /// `age_file` (Docker and on-prem installs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendKind>,
+    /// `secrets_manager` and `ssm`: whose AWS account holds the secrets,
+    /// `vendor` (default) or `tenant` (needs the `dedicated_aws`
+    /// capability: the deploy role exists only there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<SecretsAccount>,
+    /// `secrets_manager` and `ssm`: the name prefix (default
+    /// `doc-platform`); names are `{prefix}/{tenant}/{name}`, SSM paths
+    /// `/{prefix}/{tenant}/{name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    )]
+    pub prefix: Option<String>,
+    /// `secrets_manager` and `ssm`: the KMS key that encrypts the values
+    /// (key id, key ARN, `alias/...` or alias ARN); default: the account's
+    /// AWS managed key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_+=.@-]+|alias/[A-Za-z0-9/_+=.@-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+    ))]
+    pub kms_key_id: Option<String>,
+    /// `hosted`: what wraps each tenant's data key, `{ kms_key_id = "..." }`
+    /// (a KMS key in the vendor's account, the coordinator's region) or
+    /// `{ file = "path" }` (a local master key file, relative to this
+    /// manifest). Default: the file `<state file>.master-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<RawMasterKey>,
+    /// `age_file`: the encrypted file, relative to this manifest (default
+    /// `secrets.age` next to the state file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub file: Option<String>,
+    /// `age_file`: the identity file that decrypts it (`age-keygen`
+    /// output, mode 0600), relative to this manifest. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub identity: Option<String>,
+    /// `age_file`: the x25519 recipients (`age1...`) it is encrypted to;
+    /// must include the identity's. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub recipients: Option<Vec<String>>,
+}
+
+/// `master_key` of the hosted store: exactly one of the two keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMasterKey {
+    /// A KMS key in the vendor's account (key id, ARN or alias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_+=.@-]+|alias/[A-Za-z0-9/_+=.@-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+    ))]
+    pub kms_key_id: Option<String>,
+    /// A local master key file (32 random bytes, mode 0600), relative to
+    /// this manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub file: Option<String>,
+}
+
+/// Whose AWS account holds a tenant's secrets.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretsAccount {
+    /// The vendor's own account (the coordinator's credentials).
+    Vendor,
+    /// The tenant's account, through its deploy role.
+    Tenant,
 }

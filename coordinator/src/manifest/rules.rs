@@ -303,6 +303,7 @@ pub fn check(manifest: &Value, shipped_release: &str) -> Vec<Finding> {
             );
         }
     }
+    findings.extend(super::secrets::check(manifest));
     let no_tenants = manifest
         .get("tenants")
         .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));

@@ -7,6 +7,19 @@
 //! errors or API replies. Everything else in the coordinator (privacy
 //! configuration, audit entries, `secret list`) holds a [`SecretName`], a
 //! version id and a digest, never the value.
+//!
+//! Which store holds a tenant's secrets is configured in `deploy.toml`
+//! (`[secrets]`, `[tenants.secrets]`; see `crate::manifest::secrets`) and
+//! built by [`open_for`]. The backends: [`hosted`] (with [`key_wrapper`]),
+//! [`aws_secrets_manager`], [`ssm`] and [`age_file`]; `docs/admin/secrets.md`
+//! says which to use where.
+
+pub mod age_file;
+pub mod aws_secrets_manager;
+pub mod hosted;
+pub mod key_wrapper;
+mod open;
+pub mod ssm;
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +30,8 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use stacks::ids::TenantId;
+
+pub use open::open_for;
 
 /// The name of a tenant's secret, e.g. `llm-api-key`: 1 to 64 characters
 /// from `a-z0-9-_.`, starting with a letter or digit. Scoped by tenant: two
@@ -171,6 +186,33 @@ pub enum SecretError {
     },
 }
 
+impl SecretError {
+    /// Classifies a failed AWS call of a backend at `location`; `secret`
+    /// names the tenant and secret the call was about, if one.
+    pub(crate) fn from_aws(
+        error: crate::aws::AwsError,
+        location: &str,
+        secret: Option<(&TenantId, &SecretName)>,
+    ) -> Self {
+        use crate::aws::ErrorKind;
+        match (error.kind, secret) {
+            (ErrorKind::NotFound, Some((tenant, name))) => SecretError::NotFound {
+                tenant: tenant.clone(),
+                name: name.clone(),
+                location: location.to_owned(),
+            },
+            (ErrorKind::AccessDenied, _) => SecretError::Denied {
+                location: location.to_owned(),
+                message: error.to_string(),
+            },
+            _ => SecretError::Backend {
+                location: location.to_owned(),
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
 /// A place secret values live. One instance serves one scope (a tenant's
 /// account, the vendor's account, the hosted database, one file); every
 /// call names the tenant, and a backend never returns another tenant's
@@ -194,6 +236,15 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// The current value.
     async fn get(&self, tenant: &TenantId, name: &SecretName) -> Result<SecretString, SecretError>;
+
+    /// The value of one version, by the id [`SecretStore::put`] returned
+    /// (or [`SecretMeta::current`] showed), while the backend keeps it.
+    async fn get_version(
+        &self,
+        tenant: &TenantId,
+        name: &SecretName,
+        version: &str,
+    ) -> Result<SecretString, SecretError>;
 
     /// Deletes the secret and all its versions (Secrets Manager: without a
     /// recovery window, so the name can be reused at once).

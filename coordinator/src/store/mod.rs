@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod fencing;
+pub mod sealed;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use stacks::ids::TenantId;
 
 pub use audit::{AuditEntry, BrokenLink, NewAuditEntry};
 pub use fencing::{FencedRollouts, LeaseFence, LeaseLost};
+pub use sealed::SealedSecrets;
 
 use crate::heartbeat::detector::{Health, TenantHealth};
 
@@ -176,7 +178,7 @@ pub struct StackState {
 
 /// The coordinator's persistent state.
 #[async_trait]
-pub trait Store: FencedRollouts + Send + Sync + fmt::Debug {
+pub trait Store: SealedSecrets + FencedRollouts + Send + Sync + fmt::Debug {
     /// Records a plan with the next generation; its parent is the latest.
     async fn record_plan(&self, plan: NewPlan) -> Result<PlanRecord, StoreError>;
     /// The latest plan.

@@ -1,7 +1,9 @@
 //! An in-memory, deterministic fake of the AWS seam for tests and
 //! benchmarks: several accounts, STS with roles and trust,
-//! CloudFormation per account, region and stack name, and SQS queues per
-//! account, region and queue name (see [`FakeSqs`]).
+//! CloudFormation per account, region and stack name, SQS queues per
+//! account, region and queue name (see [`FakeSqs`]), and Secrets Manager,
+//! SSM parameters and KMS keys per account and region (see
+//! [`FakeSecretsManager`]).
 //!
 //! It exists for what the moto emulator cannot do (see
 //! `/work/shared/moto-notes.md`): ExternalId enforcement and access denied,
@@ -42,6 +44,7 @@
 
 mod cloudformation;
 mod outputs;
+mod secrets;
 mod sqs;
 mod sts;
 #[cfg(test)]
@@ -59,11 +62,14 @@ use stacks::ids::{AccountId, ExternalId, Region, RoleArn};
 use tokio::time::Instant;
 
 use super::{
-    AwsError, CallerIdentity, CloudFormation, Connector, ErrorKind, Sqs, StackCapability,
-    StackDescription, StackEvent, StackStatus, Sts, TenantCredentials,
+    AwsError, CallerIdentity, ClientScope, CloudFormation, Connector, ErrorKind, Kms,
+    ParameterStore, SecretsManager, Sqs, StackCapability, StackDescription, StackEvent,
+    StackStatus, Sts, TenantCredentials,
 };
 use cloudformation::StackState;
 pub use cloudformation::{FakeCloudFormation, NO_CHANGES};
+use secrets::SecretsState;
+pub use secrets::{FakeKms, FakeParameterStore, FakeSecretsManager};
 use sqs::SqsState;
 pub use sqs::{DEFAULT_VISIBILITY_TIMEOUT, FakeSqs};
 pub use sts::{FakeOperatorSts, FakeTenantSts};
@@ -269,6 +275,7 @@ struct State {
     in_flight: BTreeSet<StackKey>,
     max_concurrent: usize,
     sqs: SqsState,
+    secrets: SecretsState,
 }
 
 impl State {
@@ -382,6 +389,7 @@ impl FakeCloud {
             in_flight: BTreeSet::new(),
             max_concurrent: 0,
             sqs: SqsState::default(),
+            secrets: SecretsState::default(),
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -682,6 +690,18 @@ impl Connector for FakeCloud {
 
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
         Arc::new(FakeSqs::new(self.clone(), credentials, region))
+    }
+
+    fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {
+        Arc::new(FakeSecretsManager::new(self.clone(), scope.clone()))
+    }
+
+    fn parameter_store(&self, scope: &ClientScope) -> Arc<dyn ParameterStore> {
+        Arc::new(FakeParameterStore::new(self.clone(), scope.clone()))
+    }
+
+    fn kms(&self, scope: &ClientScope) -> Arc<dyn Kms> {
+        Arc::new(FakeKms::new(self.clone(), scope.clone()))
     }
 }
 

@@ -2,6 +2,7 @@
 //! open. Queries are short and local, so they run inline under a mutex.
 
 mod rollout;
+mod sealed;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_heartbeats.sql")),
     (3, include_str!("../migrations/0003_rollouts.sql")),
+    (4, include_str!("../migrations/0004_hosted_secrets.sql")),
     (6, include_str!("../migrations/0006_rollout_fencing.sql")),
 ];
 
