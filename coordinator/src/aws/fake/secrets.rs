@@ -6,26 +6,22 @@
 //!   `ResourceNotFoundException` for anything missing, force-delete only.
 //! - SSM: `SecureString` parameters with numbered versions (at most 100
 //!   kept), `name:version` reads, one-level `GetParametersByPath`.
-//! - KMS: symmetric keys made with [`FakeCloud::create_kms_key`] (by id,
-//!   ARN or alias); `Encrypt` really encrypts (AES-256-GCM under the key's
-//!   own random material, the encryption context as associated data), so a
-//!   wrong key or context fails to decrypt as in KMS, and nothing the fake
-//!   returns holds a plaintext.
+//! - KMS ([`kms`]): symmetric keys made with [`FakeCloud::create_kms_key`],
+//!   really encrypting, so a wrong key or context fails as in KMS.
 //!
 //! Clients act in the operator's account or, through the tenant's
 //! credentials, in the account the session lands in, like every other fake
 //! client; calls are recorded and take part in `fail_all`, injected errors
 //! and latency.
 
+mod kms;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rand::RngCore as _;
-use secrecy::{ExposeSecret as _, SecretBox, SecretSlice, SecretString};
+use secrecy::{ExposeSecret as _, SecretString};
 use stacks::ids::{AccountId, Region};
 use tokio::time::Instant;
 
@@ -33,17 +29,16 @@ use super::outputs::uuid_like;
 use super::{Call, FakeCloud};
 use crate::aws::AwsError;
 use crate::aws::secrets::{
-    ClientScope, EncryptionContext, Kms, ParameterInfo, ParameterStore, SecretListing, SecretValue,
-    SecretsManager,
+    ClientScope, ParameterInfo, ParameterStore, SecretListing, SecretValue, SecretsManager,
 };
+pub use kms::FakeKms;
+use kms::Key;
 
 const SECRETS_MANAGER: &str = "secretsmanager";
 const SSM: &str = "ssm";
 const KMS: &str = "kms";
 /// SSM keeps this many versions of a parameter.
 const SSM_MAX_VERSIONS: usize = 100;
-/// What every fake KMS ciphertext starts with.
-const CIPHERTEXT_MAGIC: &[u8] = b"fake-kms:";
 
 type Place = (AccountId, Region, String);
 
@@ -92,19 +87,6 @@ impl fmt::Debug for ParameterVersion {
     }
 }
 
-struct Key {
-    arn: String,
-    material: SecretBox<[u8; 32]>,
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key")
-            .field("arn", &self.arn)
-            .finish_non_exhaustive()
-    }
-}
-
 fn error(service: &'static str, operation: &'static str, code: &str, message: &str) -> AwsError {
     AwsError::new(
         AwsError::classify(Some(code), message),
@@ -123,21 +105,6 @@ impl SecretsState {
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
-    }
-
-    /// The key id `key` names (an id, a key ARN, an alias or an alias ARN).
-    fn resolve_key(&self, account: &AccountId, region: Region, key: &str) -> Option<String> {
-        let name = key.rsplit_once(':').map_or(key, |(_, tail)| tail);
-        if let Some(alias) = name.strip_prefix("alias/") {
-            return self
-                .aliases
-                .get(&place(account, region, &format!("alias/{alias}")))
-                .cloned();
-        }
-        let id = name.strip_prefix("key/").unwrap_or(name);
-        self.keys
-            .contains_key(&place(account, region, id))
-            .then(|| id.to_owned())
     }
 }
 
@@ -180,36 +147,6 @@ impl FakeCloud {
 
     fn now_utc(&self) -> DateTime<Utc> {
         self.lock().clock.utc(Instant::now())
-    }
-
-    /// Creates a symmetric KMS key in `account` and `region`, with `alias`
-    /// (e.g. `alias/docproc-secrets`) when given; returns the key's ARN.
-    pub fn create_kms_key(
-        &self,
-        account: &AccountId,
-        region: Region,
-        alias: Option<&str>,
-    ) -> String {
-        let mut state = self.lock();
-        let seq = state.secrets.next_seq();
-        let id = uuid_like(&format!("kms-key/{account}/{region}/{seq}"));
-        let arn = format!("arn:aws:kms:{region}:{account}:key/{id}");
-        let mut material = [0u8; 32];
-        rand::rng().fill_bytes(&mut material);
-        state.secrets.keys.insert(
-            place(account, region, &id),
-            Key {
-                arn: arn.clone(),
-                material: SecretBox::new(Box::new(material)),
-            },
-        );
-        if let Some(alias) = alias {
-            state
-                .secrets
-                .aliases
-                .insert(place(account, region, alias), id);
-        }
-        arn
     }
 
     /// The names of the Secrets Manager secrets in `account` and `region`.
@@ -519,257 +456,5 @@ impl ParameterStore for FakeParameterStore {
     }
 }
 
-/// The fake's [`Kms`].
-#[derive(Debug)]
-pub struct FakeKms {
-    cloud: FakeCloud,
-    scope: ClientScope,
-}
-
-impl FakeKms {
-    /// A client acting in `scope`.
-    pub fn new(cloud: FakeCloud, scope: ClientScope) -> Self {
-        Self { cloud, scope }
-    }
-}
-
-/// The associated data of a fake ciphertext: the context, canonically.
-fn context_aad(context: &EncryptionContext) -> Vec<u8> {
-    serde_json::to_vec(context).expect("a string map serializes")
-}
-
-fn cipher(key: &Key) -> Aes256Gcm {
-    Aes256Gcm::new_from_slice(key.material.expose_secret()).expect("32-byte key")
-}
-
-fn invalid_ciphertext(operation: &'static str) -> AwsError {
-    error(KMS, operation, "InvalidCiphertextException", "")
-}
-
-#[async_trait]
-impl Kms for FakeKms {
-    async fn encrypt(
-        &self,
-        key_id: &str,
-        plaintext: &SecretSlice<u8>,
-        context: &EncryptionContext,
-    ) -> Result<Vec<u8>, AwsError> {
-        const OP: &str = "Encrypt";
-        let (account, region) = self.cloud.scoped_call(&self.scope, KMS, OP).await?;
-        let state = self.cloud.lock();
-        let not_found = || {
-            error(
-                KMS,
-                OP,
-                "NotFoundException",
-                &format!("Key '{key_id}' does not exist"),
-            )
-        };
-        let id = state
-            .secrets
-            .resolve_key(&account, region, key_id)
-            .ok_or_else(not_found)?;
-        let key = state
-            .secrets
-            .keys
-            .get(&place(&account, region, &id))
-            .ok_or_else(not_found)?;
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let sealed = cipher(key)
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.expose_secret(),
-                    aad: &context_aad(context),
-                },
-            )
-            .expect("AES-GCM encrypts");
-        let mut blob = CIPHERTEXT_MAGIC.to_vec();
-        blob.extend_from_slice(id.as_bytes());
-        blob.push(b':');
-        blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&sealed);
-        Ok(blob)
-    }
-
-    async fn decrypt(
-        &self,
-        key_id: &str,
-        ciphertext: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<SecretSlice<u8>, AwsError> {
-        const OP: &str = "Decrypt";
-        let (account, region) = self.cloud.scoped_call(&self.scope, KMS, OP).await?;
-        let state = self.cloud.lock();
-        let rest = ciphertext
-            .strip_prefix(CIPHERTEXT_MAGIC)
-            .ok_or_else(|| invalid_ciphertext(OP))?;
-        let colon = rest
-            .iter()
-            .position(|b| *b == b':')
-            .ok_or_else(|| invalid_ciphertext(OP))?;
-        let (id, rest) = rest.split_at(colon);
-        let id = std::str::from_utf8(id).map_err(|_| invalid_ciphertext(OP))?;
-        let rest = &rest[1..];
-        if rest.len() < 12 {
-            return Err(invalid_ciphertext(OP));
-        }
-        let key = state
-            .secrets
-            .keys
-            .get(&place(&account, region, id))
-            .ok_or_else(|| invalid_ciphertext(OP))?;
-        if state
-            .secrets
-            .resolve_key(&account, region, key_id)
-            .as_deref()
-            != Some(id)
-        {
-            return Err(error(
-                KMS,
-                OP,
-                "IncorrectKeyException",
-                "The key ID in the request does not identify a CMK that can perform this operation.",
-            ));
-        }
-        let (nonce, sealed) = rest.split_at(12);
-        let plaintext = cipher(key)
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &context_aad(context),
-                },
-            )
-            .map_err(|_| invalid_ciphertext(OP))?;
-        Ok(SecretSlice::from(plaintext))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::aws::{Connector as _, ErrorKind};
-
-    fn operator(cloud: &FakeCloud) -> (ClientScope, AccountId) {
-        (
-            ClientScope::Operator {
-                region: Region::UsEast1,
-            },
-            cloud.operator_identity().account,
-        )
-    }
-
-    fn value(text: &str) -> SecretString {
-        SecretString::from(text)
-    }
-
-    #[tokio::test]
-    async fn secrets_manager_versions_and_errors() {
-        let cloud = FakeCloud::new();
-        let (scope, account) = operator(&cloud);
-        let sm = cloud.secrets_manager(&scope);
-        let v1 = sm
-            .create_secret("p/acme/k", &value("one"), None)
-            .await
-            .unwrap();
-        let e = sm
-            .create_secret("p/acme/k", &value("x"), None)
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
-        let v2 = sm
-            .put_secret_value("p/acme/k", &value("two"))
-            .await
-            .unwrap();
-        assert_ne!(v1, v2);
-        let got = sm.get_secret_value("p/acme/k", None).await.unwrap();
-        assert_eq!(
-            (got.value.expose_secret(), got.version_id.as_str()),
-            ("two", v2.as_str())
-        );
-        let old = sm.get_secret_value("p/acme/k", Some(&v1)).await.unwrap();
-        assert_eq!(old.value.expose_secret(), "one");
-        sm.create_secret("p/acme-2/k", &value("other"), None)
-            .await
-            .unwrap();
-        let listed = sm.list_secrets("p/acme/").await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].current_version.as_deref(), Some(v2.as_str()));
-        assert_eq!(listed[0].versions, 2);
-        sm.delete_secret("p/acme/k").await.unwrap();
-        let e = sm.get_secret_value("p/acme/k", None).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
-        assert_eq!(
-            cloud.secret_names(&account, Region::UsEast1),
-            ["p/acme-2/k"]
-        );
-        // The Debug of a read value hides it.
-        let got = sm.get_secret_value("p/acme-2/k", None).await.unwrap();
-        assert!(!format!("{got:?}").contains("other"));
-    }
-
-    #[tokio::test]
-    async fn parameter_versions_and_paths() {
-        let cloud = FakeCloud::new();
-        let (scope, _) = operator(&cloud);
-        let ssm = cloud.parameter_store(&scope);
-        assert_eq!(
-            ssm.put_secure_string("/p/acme/k", &value("one"), None)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            ssm.put_secure_string("/p/acme/k", &value("two"), None)
-                .await
-                .unwrap(),
-            2
-        );
-        ssm.put_secure_string("/p/acme/deeper/k", &value("x"), None)
-            .await
-            .unwrap();
-        let (v, info) = ssm.get_decrypted("/p/acme/k", None).await.unwrap();
-        assert_eq!((v.expose_secret(), info.version), ("two", 2));
-        let (v, _) = ssm.get_decrypted("/p/acme/k", Some(1)).await.unwrap();
-        assert_eq!(v.expose_secret(), "one");
-        let e = ssm.get_decrypted("/p/acme/k", Some(9)).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
-        let listed = ssm.parameters_by_path("/p/acme").await.unwrap();
-        assert_eq!(listed.len(), 1, "{listed:?}");
-        ssm.delete_parameter("/p/acme/k").await.unwrap();
-        let e = ssm.delete_parameter("/p/acme/k").await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
-    }
-
-    #[tokio::test]
-    async fn kms_binds_key_and_context() {
-        let cloud = FakeCloud::new();
-        let (scope, account) = operator(&cloud);
-        let arn = cloud.create_kms_key(&account, Region::UsEast1, Some("alias/secrets"));
-        let other = cloud.create_kms_key(&account, Region::UsEast1, None);
-        let kms: Arc<dyn Kms> = cloud.kms(&scope);
-        let context: EncryptionContext = [("tenant".to_owned(), "acme".to_owned())].into();
-        let plaintext = SecretSlice::from(b"data-key-bytes".to_vec());
-        let blob = kms
-            .encrypt("alias/secrets", &plaintext, &context)
-            .await
-            .unwrap();
-        assert!(!blob.windows(14).any(|w| w == b"data-key-bytes"));
-        let back = kms.decrypt(&arn, &blob, &context).await.unwrap();
-        assert_eq!(back.expose_secret(), b"data-key-bytes");
-        let wrong: EncryptionContext = [("tenant".to_owned(), "globex".to_owned())].into();
-        let e = kms.decrypt(&arn, &blob, &wrong).await.unwrap_err();
-        assert_eq!(e.code.as_deref(), Some("InvalidCiphertextException"));
-        let e = kms.decrypt(&other, &blob, &context).await.unwrap_err();
-        assert_eq!(e.code.as_deref(), Some("IncorrectKeyException"));
-        let e = kms
-            .encrypt("alias/nope", &plaintext, &context)
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::NotFound);
-    }
-}
+mod tests;
