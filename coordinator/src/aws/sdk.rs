@@ -1,7 +1,8 @@
 //! The seam implemented with the AWS SDK for Rust: [`SdkConnector`] builds
 //! [`SdkSts`], [`SdkCloudFormation`] and [`SdkSqs`] clients (and, in
 //! `secrets`, [`SdkSecretsManager`], [`SdkParameterStore`] and [`SdkKms`])
-//! for the operator and for tenants, and every SDK error becomes one classified [`AwsError`].
+//! for the operator and for tenants, and every SDK error becomes one
+//! classified [`AwsError`].
 //!
 //! # Configuration
 //!
@@ -68,13 +69,8 @@ use super::{
     StackEvent, StackStatus, Sts, TenantCredentials,
 };
 
-mod bedrock;
 mod secrets;
-pub use bedrock::SdkBedrock;
 pub use secrets::{SdkKms, SdkParameterStore, SdkSecretsManager};
-
-mod s3;
-pub use s3::SdkS3;
 
 /// Most attempts the SDK makes for one call (the first one included).
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -278,19 +274,6 @@ impl Connector for SdkConnector {
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
         let config = self.tenant_sqs_config(credentials, region);
         Arc::new(SdkSqs::new(aws_sdk_sqs::Client::from_conf(config)))
-    }
-
-    fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
-        self.s3_client(access)
-    }
-
-    fn tenant_bedrock(
-        &self,
-        credentials: Arc<TenantCredentials>,
-        region: Region,
-    ) -> Arc<dyn super::Bedrock> {
-        let config = self.tenant_config(credentials, region);
-        Arc::new(SdkBedrock::new(aws_sdk_bedrock::Client::new(&config)))
     }
 
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {
