@@ -20,6 +20,8 @@ mod aws_sdk;
 mod deploy;
 #[path = "e2e/heartbeat.rs"]
 mod heartbeat;
+#[path = "e2e/privacy_cli.rs"]
+mod privacy_cli;
 #[path = "e2e/rollout.rs"]
 mod rollout;
 #[path = "e2e/serve.rs"]

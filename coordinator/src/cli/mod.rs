@@ -11,10 +11,12 @@ pub mod context;
 mod deploy;
 mod heartbeat;
 mod plan;
+mod privacy;
 mod recover;
 mod render;
 mod rollout;
 mod schema;
+mod secret;
 mod serve;
 mod status;
 mod tenant;
@@ -137,6 +139,16 @@ pub enum Command {
     /// (no AWS calls).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Show or change a tenant's privacy configuration: where its documents
+    /// are stored, whose LLM keys process them, and whether it may fall back
+    /// to the vendor's hosted defaults.
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCommand),
+    /// Store, rotate, list or delete a tenant's secrets (LLM keys, bucket
+    /// credentials) in the secret store deploy.toml chooses for it. Values
+    /// are read from stdin or a file and never printed.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
 }
 
 /// A failed command: bad input (exit 2) or a failed operation (exit 1).
@@ -200,6 +212,8 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
                     Command::Serve(args) => serve::run(&cli, args, connector).await,
                     Command::Rollout(command) => rollout::run(&cli, command, connector).await,
                     Command::Audit(command) => audit::run(&cli, command).await,
+                    Command::Privacy(command) => privacy::run(&cli, command, connector).await,
+                    Command::Secret(command) => secret::run(&cli, command, connector).await,
                     Command::Validate(_)
                     | Command::Render(_)
                     | Command::Schema(_)
