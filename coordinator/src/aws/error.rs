@@ -119,6 +119,15 @@ impl AwsError {
             | "InvalidRequestException"
             | "InvalidCiphertextException"
             | "IncorrectKeyException" => ErrorKind::Validation,
+            // S3 (and S3's view of KMS).
+            "NoSuchBucket" | "NoSuchKey" => ErrorKind::NotFound,
+            "InvalidAccessKeyId" | "InvalidToken" | "AllAccessDisabled" => ErrorKind::AccessDenied,
+            "SlowDown" => ErrorKind::Throttled,
+            "PermanentRedirect"
+            | "TemporaryRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException" => ErrorKind::Validation,
+            kms if kms.starts_with("KMS.") => ErrorKind::AccessDenied,
             "InternalFailure" | "ServiceUnavailable" | "InternalError" | "RequestTimeout"
             | "500" | "502" | "503" | "504" => ErrorKind::Transient,
             _ => ErrorKind::Other,
@@ -179,6 +188,23 @@ mod tests {
             ("InvalidCiphertextException", ErrorKind::Validation),
             ("IncorrectKeyException", ErrorKind::Validation),
             ("InvalidRequestException", ErrorKind::Validation),
+        ] {
+            assert_eq!(AwsError::classify(Some(code), ""), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn s3_classification() {
+        for (code, kind) in [
+            ("NoSuchBucket", ErrorKind::NotFound),
+            ("NoSuchKey", ErrorKind::NotFound),
+            ("InvalidAccessKeyId", ErrorKind::AccessDenied),
+            ("SignatureDoesNotMatch", ErrorKind::AccessDenied),
+            ("AuthorizationHeaderMalformed", ErrorKind::Validation),
+            ("PermanentRedirect", ErrorKind::Validation),
+            ("KMS.DisabledException", ErrorKind::AccessDenied),
+            ("KMS.NotFoundException", ErrorKind::AccessDenied),
+            ("SlowDown", ErrorKind::Throttled),
         ] {
             assert_eq!(AwsError::classify(Some(code), ""), kind, "{code}");
         }

@@ -16,6 +16,7 @@
 pub mod credentials;
 pub mod error;
 pub mod fake;
+pub mod s3;
 pub mod sdk;
 pub mod secrets;
 pub mod status;
@@ -35,6 +36,7 @@ use stacks::ids::{AccountId, ExternalId, Region, RoleArn};
 
 pub use credentials::TenantCredentials;
 pub use error::{AwsError, ErrorKind};
+pub use s3::{S3, S3Access, S3Credentials};
 pub use secrets::{ClientScope, Kms, ParameterStore, SecretsManager};
 pub use status::{ChangeSetStatus, Sentiment, StackStatus};
 
@@ -361,6 +363,9 @@ pub trait Connector: Send + Sync + fmt::Debug {
     ) -> Arc<dyn CloudFormation>;
     /// SQS in a tenant's account and region.
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs>;
+    /// S3 as `access` says: the tenant's role or a static key, a region,
+    /// an optional S3-compatible endpoint.
+    fn s3(&self, access: &S3Access) -> Arc<dyn S3>;
     /// Secrets Manager in the vendor's or a tenant's account.
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager>;
     /// SSM Parameter Store in the vendor's or a tenant's account.

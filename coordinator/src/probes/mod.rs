@@ -8,6 +8,8 @@
 //! and feed the admin surface, the metrics and the fail-closed resolution
 //! of a tenant's effective configuration ([`resolve`]).
 
+pub mod resolve;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

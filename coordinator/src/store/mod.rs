@@ -10,6 +10,8 @@
 
 pub mod audit;
 pub mod fencing;
+pub mod privacy;
+pub mod probes;
 pub mod sealed;
 pub mod sqlite;
 
@@ -24,6 +26,8 @@ use stacks::ids::TenantId;
 
 pub use audit::{AuditEntry, BrokenLink, NewAuditEntry};
 pub use fencing::{FencedRollouts, LeaseFence, LeaseLost};
+pub use privacy::PrivacyStore;
+pub use probes::ProbeStore;
 pub use sealed::SealedSecrets;
 
 use crate::heartbeat::detector::{Health, TenantHealth};
@@ -51,6 +55,10 @@ pub enum StoreError {
     /// A stored value could not be read back (corruption or a newer schema).
     #[error("state database holds an unreadable value: {0}")]
     Corrupt(String),
+    /// Someone else changed the record since it was read; nothing was
+    /// written.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A plan as recorded: the generation is its identity.
@@ -178,7 +186,9 @@ pub struct StackState {
 
 /// The coordinator's persistent state.
 #[async_trait]
-pub trait Store: SealedSecrets + FencedRollouts + Send + Sync + fmt::Debug {
+pub trait Store:
+    SealedSecrets + PrivacyStore + ProbeStore + FencedRollouts + Send + Sync + fmt::Debug
+{
     /// Records a plan with the next generation; its parent is the latest.
     async fn record_plan(&self, plan: NewPlan) -> Result<PlanRecord, StoreError>;
     /// The latest plan.

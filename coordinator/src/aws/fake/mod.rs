@@ -44,6 +44,7 @@
 
 mod cloudformation;
 mod outputs;
+mod s3;
 mod secrets;
 mod sqs;
 mod sts;
@@ -68,6 +69,7 @@ use super::{
 };
 use cloudformation::StackState;
 pub use cloudformation::{FakeCloudFormation, NO_CHANGES};
+pub use s3::{FakeS3, S3Fault, S3Operation};
 use secrets::SecretsState;
 pub use secrets::{FakeKms, FakeParameterStore, FakeSecretsManager};
 use sqs::SqsState;
@@ -275,6 +277,7 @@ struct State {
     in_flight: BTreeSet<StackKey>,
     max_concurrent: usize,
     sqs: SqsState,
+    s3: s3::S3State,
     secrets: SecretsState,
 }
 
@@ -389,6 +392,7 @@ impl FakeCloud {
             in_flight: BTreeSet::new(),
             max_concurrent: 0,
             sqs: SqsState::default(),
+            s3: s3::S3State::default(),
             secrets: SecretsState::default(),
         };
         Self {
@@ -690,6 +694,10 @@ impl Connector for FakeCloud {
 
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
         Arc::new(FakeSqs::new(self.clone(), credentials, region))
+    }
+
+    fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
+        Arc::new(FakeS3::new(self.clone(), access.clone()))
     }
 
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {

@@ -1,6 +1,8 @@
 //! The SQLite store: one file, WAL journal, migrations applied in order on
 //! open. Queries are short and local, so they run inline under a mutex.
 
+mod privacy;
+mod probes;
 mod rollout;
 mod sealed;
 
@@ -29,6 +31,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_rollouts.sql")),
     (4, include_str!("../migrations/0004_hosted_secrets.sql")),
     (6, include_str!("../migrations/0006_rollout_fencing.sql")),
+    (7, include_str!("../migrations/0007_privacy.sql")),
+    (8, include_str!("../migrations/0008_probes.sql")),
 ];
 
 /// A store in one SQLite file.
@@ -255,6 +259,58 @@ fn rollout_record(raw: RawRollout) -> Result<RolloutRecord, StoreError> {
         reason,
         created_at: parse_time(&created_at)?,
         updated_at: parse_time(&updated_at)?,
+    })
+}
+
+/// Appends an audit entry inside `tx`: callers that change state append
+/// the entry in the same transaction as the change.
+pub(super) fn append_audit_in(
+    tx: &rusqlite::Transaction<'_>,
+    e: NewAuditEntry,
+) -> Result<AuditEntry, rusqlite::Error> {
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq as u64 + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    let at = now();
+    let hash = audit::entry_hash(
+        &prev_hash,
+        seq,
+        &at,
+        &e.actor,
+        e.tenant.as_ref(),
+        &e.action,
+        &e.details,
+    );
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, tenant, action, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+        seq as i64,
+        audit::timestamp(&at),
+        e.actor,
+        e.tenant.as_ref().map(TenantId::as_str),
+        e.action,
+        stacks::template::canonical_json(&e.details),
+        prev_hash,
+        hash
+        ],
+    )?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        actor: e.actor,
+        tenant: e.tenant,
+        action: e.action,
+        details: e.details,
+        prev_hash,
+        hash,
     })
 }
 
@@ -496,51 +552,9 @@ impl Store for SqliteStore {
     async fn append_audit(&self, e: NewAuditEntry) -> Result<AuditEntry, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let last: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (seq, prev_hash) = match last {
-            Some((seq, hash)) => (seq as u64 + 1, hash),
-            None => (1, GENESIS.to_owned()),
-        };
-        let at = now();
-        let hash = audit::entry_hash(
-            &prev_hash,
-            seq,
-            &at,
-            &e.actor,
-            e.tenant.as_ref(),
-            &e.action,
-            &e.details,
-        );
-        tx.execute(
-            "INSERT INTO audit (seq, at, actor, tenant, action, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                seq as i64,
-                audit::timestamp(&at),
-                e.actor,
-                e.tenant.as_ref().map(TenantId::as_str),
-                e.action,
-                stacks::template::canonical_json(&e.details),
-                prev_hash,
-                hash
-            ],
-        )?;
+        let entry = append_audit_in(&tx, e)?;
         tx.commit()?;
-        Ok(AuditEntry {
-            seq,
-            at,
-            actor: e.actor,
-            tenant: e.tenant,
-            action: e.action,
-            details: e.details,
-            prev_hash,
-            hash,
-        })
+        Ok(entry)
     }
 
     async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
