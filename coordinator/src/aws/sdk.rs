@@ -72,6 +72,9 @@ use super::{
 mod secrets;
 pub use secrets::{SdkKms, SdkParameterStore, SdkSecretsManager};
 
+mod s3;
+pub use s3::SdkS3;
+
 /// Most attempts the SDK makes for one call (the first one included).
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Backoff before the first retry; it doubles (with jitter) per retry.
@@ -274,6 +277,10 @@ impl Connector for SdkConnector {
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
         let config = self.tenant_sqs_config(credentials, region);
         Arc::new(SdkSqs::new(aws_sdk_sqs::Client::from_conf(config)))
+    }
+
+    fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
+        self.s3_client(access)
     }
 
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {

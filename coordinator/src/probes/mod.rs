@@ -10,6 +10,8 @@
 
 pub mod resolve;
 
+pub mod storage;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,8 @@ use crate::aws::Connector;
 use crate::manifest::Tenant;
 use crate::privacy::PrivacyConfig;
 use crate::secrets::SecretStore;
+
+pub use storage::StorageProbe;
 
 /// Which check.
 #[derive(
