@@ -1,18 +1,23 @@
 //! `coordinator rollout start|status|halt|resume`: a release wave by wave
 //! under the `[rollout]` policy (see [`crate::rollout`] for the semantics).
 
+mod live;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use stacks::Release;
 
 use super::context::{ConnectorOverride, context, open_store};
 use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
 use crate::heartbeat::monitor::Monitor;
+use crate::rollout::display::{Board, WavePlan, event_line};
 use crate::rollout::report::{RolloutReport, report};
 use crate::rollout::run::{RolloutError, Runner, holder_name};
 use crate::store::RolloutEvent;
+use live::Live;
 
 /// `rollout` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -194,19 +199,35 @@ async fn drive(
     .map_err(|e| Failure::Failed(e.into()))?;
     let release = Release::builtin();
     let output = cli.output;
-    let on_event = move |e: &RolloutEvent| match output {
-        OutputFormat::Json => println!("{}", serde_json::json!({ "event": e })),
-        OutputFormat::Human => eprintln!(
-            "{} {:<16} {:<10} {:<14} {}",
-            e.at.format("%H:%M:%S"),
-            e.event.kind,
-            e.event.wave.as_deref().unwrap_or(""),
-            e.event.tenant.as_ref().map(|t| t.as_str()).unwrap_or(""),
-            e.event.details["reason"].as_str().unwrap_or("")
-        ),
+    let live = (human && live_terminal()).then(|| {
+        let waves = WavePlan::of(&ctx.manifest);
+        Live::new(Board::new(
+            ctx.manifest.release.to_string(),
+            waves,
+            Utc::now(),
+        ))
+    });
+    if let (Some(live), None) = (&live, start) {
+        // Resuming: the display starts from the log so far.
+        if let Ok(Some(r)) = ctx.store.latest_rollout().await {
+            for e in ctx.store.rollout_events(r.id).await.unwrap_or_default() {
+                live.event(&e);
+            }
+            live.seeded(r.id);
+        }
+    }
+    let on_event = |e: &RolloutEvent| match (output, &live) {
+        (OutputFormat::Json, _) => println!("{}", serde_json::json!({ "event": e })),
+        (OutputFormat::Human, Some(live)) => live.event(e),
+        (OutputFormat::Human, None) => eprintln!("{}", event_line(e)),
     };
     let progress = crate::deploy::print_progress();
     let quiet = |_: crate::apply::Progress<'_>| {};
+    let to_live = |p: crate::apply::Progress<'_>| {
+        if let Some(live) = &live {
+            live.progress(p);
+        }
+    };
     let runner = Runner {
         fleet: ctx.fleet(release, None),
         health: &monitor,
@@ -214,12 +235,17 @@ async fn drive(
         lease_ttl: Duration::from_secs(run.lease_ttl),
         holder: holder_name(ctx.operator.actor()),
         on_event: &on_event,
-        progress: if human { progress.as_ref() } else { &quiet },
+        progress: match (human, &live) {
+            (true, Some(_)) => &to_live,
+            (true, None) => progress.as_ref(),
+            (false, _) => &quiet,
+        },
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let heartbeats = monitor.run(async {
         let _ = rx.await;
     });
+    let finished = tokio::sync::Notify::new();
     let work = async {
         let r = if start.is_some() {
             runner.start().await
@@ -227,9 +253,15 @@ async fn drive(
             runner.resume().await
         };
         let _ = tx.send(());
+        finished.notify_one();
         r
     };
-    let (result, ()) = tokio::join!(work, heartbeats);
+    let display = async {
+        if let Some(live) = &live {
+            live.run(finished.notified()).await;
+        }
+    };
+    let (result, (), ()) = tokio::join!(work, heartbeats, display);
     let r = result.map_err(failed)?;
     match cli.output {
         OutputFormat::Json => println!("{}", serde_json::json!({ "report": r })),
@@ -247,6 +279,12 @@ async fn drive(
             h.reason
         ))),
     }
+}
+
+/// Whether to draw the live display: stdout is a terminal that is not
+/// `TERM=dumb`.
+fn live_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 fn waves_text(manifest: &crate::manifest::Manifest) -> String {

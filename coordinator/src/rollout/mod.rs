@@ -56,6 +56,7 @@
 //! * `[rollout.overrides.<wave>]` replaces any of the four values for one
 //!   wave; unset keys take the `[rollout]` value.
 
+pub mod display;
 pub mod engine;
 pub mod reattach;
 pub mod report;
