@@ -239,12 +239,20 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// The value of one version, by the id [`SecretStore::put`] returned
     /// (or [`SecretMeta::current`] showed), while the backend keeps it.
+    /// Every backend here keeps versions; the default is for stores that
+    /// do not (test doubles).
     async fn get_version(
         &self,
         tenant: &TenantId,
         name: &SecretName,
         version: &str,
-    ) -> Result<SecretString, SecretError>;
+    ) -> Result<SecretString, SecretError> {
+        let _ = (tenant, name);
+        Err(SecretError::Backend {
+            location: self.location(),
+            message: format!("this store keeps no versions, so version {version} cannot be read"),
+        })
+    }
 
     /// Deletes the secret and all its versions (Secrets Manager: without a
     /// recovery window, so the name can be reused at once).

@@ -43,7 +43,12 @@ impl Fixture {
     }
 
     fn store(&self) -> AgeFileStore {
-        AgeFileStore::open(&self.file, &self.identity, &[self.recipient.clone()]).unwrap()
+        AgeFileStore::open(
+            &self.file,
+            &self.identity,
+            std::slice::from_ref(&self.recipient),
+        )
+        .unwrap()
     }
 }
 
@@ -166,7 +171,8 @@ fn misconfigurations_are_refused_on_open() {
     assert!(e.to_string().contains("no recipients"), "{e}");
     // An identity file others can read.
     std::fs::set_permissions(&f.identity, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let e = AgeFileStore::open(&f.file, &f.identity, &[f.recipient.clone()]).unwrap_err();
+    let e =
+        AgeFileStore::open(&f.file, &f.identity, std::slice::from_ref(&f.recipient)).unwrap_err();
     assert!(e.to_string().contains("chmod 600"), "{e}");
     // An identity file with garbage: the message does not quote the line.
     let bad = f.dir.path().join("bad.txt");
@@ -177,7 +183,7 @@ fn misconfigurations_are_refused_on_open() {
         .open(&bad)
         .unwrap();
     writeln!(file, "AGE-SECRET-KEY-1NOTREALLYAKEY{PLANTED}").unwrap();
-    let e = AgeFileStore::open(&f.file, &bad, &[f.recipient.clone()]).unwrap_err();
+    let e = AgeFileStore::open(&f.file, &bad, std::slice::from_ref(&f.recipient)).unwrap_err();
     assert!(e.to_string().contains("line 1"), "{e}");
     assert!(!e.to_string().contains(PLANTED), "{e}");
 }
