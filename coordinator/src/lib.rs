@@ -11,6 +11,7 @@ pub mod access;
 pub mod api;
 pub mod apply;
 pub mod aws;
+pub mod capability_changes;
 pub mod cli;
 pub mod deploy;
 pub mod desired;

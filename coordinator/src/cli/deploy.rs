@@ -4,9 +4,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use stacks::Release;
-use stacks::ids::TenantId;
+use stacks::ids::{Capability, TenantId};
 
-use super::context::{ConnectorOverride, context, plan_recorded};
+use super::context::{ConnectorOverride, context_requiring, note_skipped, plan_recorded};
 use super::{Cli, CmdResult, Failure, OutputFormat};
 use crate::deploy::{DeployReport, print_progress};
 use crate::plan::{PlanOptions, render};
@@ -45,7 +45,9 @@ fn confirm(changes: usize) -> Result<bool, Failure> {
 }
 
 pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdResult {
-    let ctx = context(cli, args.tenant.as_ref(), connector).await?;
+    let needs = (Capability::DedicatedAws, "deploy");
+    let ctx = context_requiring(cli, args.tenant.as_ref(), Some(needs), connector).await?;
+    note_skipped(&ctx.manifest, args.tenant.as_ref(), needs.0, needs.1);
     let release = Release::builtin();
     let fleet = ctx.fleet(release, Some(args.concurrency));
     let options = PlanOptions {
@@ -69,6 +71,7 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
     if changes > 0 && !args.yes && !confirm(changes)? {
         return Err(Failure::bad_input("deploy cancelled; nothing was changed"));
     }
+    ctx.record_applied(args.tenant.as_ref()).await?;
     let progress = print_progress();
     let quiet = |_: crate::apply::Progress<'_>| {};
     let report = if human {

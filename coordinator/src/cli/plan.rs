@@ -3,9 +3,9 @@
 //! generation so a later deploy can be compared with it.
 
 use stacks::Release;
-use stacks::ids::TenantId;
+use stacks::ids::{Capability, TenantId};
 
-use super::context::{ConnectorOverride, context, plan_recorded};
+use super::context::{ConnectorOverride, context_requiring, note_skipped, plan_recorded};
 use super::{Cli, CmdResult, OutputFormat};
 use crate::plan::{PlanOptions, render};
 
@@ -24,7 +24,9 @@ pub struct Args {
 }
 
 pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdResult {
-    let ctx = context(cli, args.tenant.as_ref(), connector).await?;
+    let needs = (Capability::DedicatedAws, "plan");
+    let ctx = context_requiring(cli, args.tenant.as_ref(), Some(needs), connector).await?;
+    note_skipped(&ctx.manifest, args.tenant.as_ref(), needs.0, needs.1);
     let release = Release::builtin();
     let fleet = ctx.fleet(release, Some(args.concurrency));
     let options = PlanOptions {

@@ -172,6 +172,8 @@ async fn drive(
     connector: ConnectorOverride,
 ) -> CmdResult {
     let ctx = context(cli, None, connector).await?;
+    let rolled_out = crate::rollout::engine::ROLLED_OUT;
+    super::context::note_skipped(&ctx.manifest, None, rolled_out, "the rollout");
     let human = cli.output == OutputFormat::Human;
     if let Some(args) = start {
         if let Some(v) = &args.release
@@ -188,6 +190,7 @@ async fn drive(
         if !args.yes && !confirm(&format!("Roll out release {}", ctx.manifest.release))? {
             return Err(Failure::bad_input("rollout cancelled; nothing was changed"));
         }
+        ctx.record_applied(None).await?;
     }
     let monitor = Monitor::new(
         ctx.connector.clone(),

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::context::{ConnectorOverride, context};
+use stacks::ids::Capability;
+
+use super::context::{ConnectorOverride, context, note_skipped};
 use super::{Cli, CmdResult, Failure};
 use crate::api::{self, AppState, auth::Tokens};
 use crate::heartbeat::monitor::Monitor;
@@ -38,6 +40,12 @@ async fn shutdown_signal() {
 
 pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdResult {
     let ctx = context(cli, None, connector).await?;
+    note_skipped(
+        &ctx.manifest,
+        None,
+        Capability::DedicatedAws,
+        "the heartbeat loop",
+    );
     if ctx.manifest.api.tokens.is_empty() {
         return Err(Failure::bad_input(
             "no [[api.tokens]] in the manifest, so nobody could read the status: create one with `coordinator token new --subject NAME --role viewer` and add the lines it prints",
@@ -52,6 +60,7 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
             ))
         })?,
     };
+    ctx.record_applied(None).await?;
     let manifest = Arc::new(ctx.manifest.clone());
     let monitor = Arc::new(
         Monitor::new(

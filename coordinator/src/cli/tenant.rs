@@ -7,6 +7,9 @@
 //! the ExternalId lands in the tenant's account, and assuming it without (or
 //! with a wrong one) is refused. A role that lets us in without the
 //! ExternalId is the confused-deputy hole, and the tenant is refused.
+//!
+//! Both are about stacks in the customer's AWS account, so both need the
+//! `dedicated_aws` capability.
 
 use std::path::PathBuf;
 
@@ -18,7 +21,7 @@ use stacks::builtin::bootstrap::DEPLOY_ROLE_NAME;
 use stacks::builtin::storage::RetentionDays;
 use stacks::ids::{AccountId, Capability, ExternalId, Region, RoleArn, TenantId, WaveName};
 
-use super::context::{ConnectorOverride, context};
+use super::context::{ConnectorOverride, context_requiring, require};
 use super::render::select_tenants;
 use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
 use crate::access::{self, role_request};
@@ -176,6 +179,12 @@ fn onboard(cli: &Cli, args: &OnboardArgs) -> CmdResult {
         retention_days: RetentionDays::new(crate::manifest::model::DEFAULT_RETENTION_DAYS)
             .expect("in range"),
     };
+    require(&tenant, Capability::DedicatedAws, "tenant onboard").map_err(|f| match f {
+        Failure::BadInput(e) => Failure::BadInput(e.context(
+            "the bootstrap stack goes into the customer's AWS account: pass --capabilities with dedicated_aws",
+        )),
+        other => other,
+    })?;
     let bootstrap = desired::bootstrap(Release::builtin(), &manifest, &tenant).map_err(|e| {
         Failure::Failed(anyhow::Error::new(e).context("rendering the bootstrap stack"))
     })?;
@@ -259,7 +268,8 @@ struct Check {
 }
 
 async fn verify(cli: &Cli, args: &VerifyArgs, connector: ConnectorOverride) -> CmdResult {
-    let ctx = context(cli, Some(&args.id), connector).await?;
+    let needs = (Capability::DedicatedAws, "tenant verify");
+    let ctx = context_requiring(cli, Some(&args.id), Some(needs), connector).await?;
     let manifest = &ctx.manifest;
     let tenant = select_tenants(manifest, Some(&args.id))?[0].clone();
     let mut checks = Vec::new();

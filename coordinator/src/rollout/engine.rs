@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stacks::ids::{TenantId, WaveName};
+use stacks::ids::{Capability, TenantId, WaveName};
 
 use crate::manifest::{Manifest, RolloutPolicy};
 use crate::store::RolloutEvent;
@@ -128,15 +128,17 @@ pub enum Next {
     Done,
 }
 
-/// The tenants of each wave, in wave order and manifest order.
+/// The tenants of each wave, in wave order and manifest order. Only tenants
+/// with `dedicated_aws` are rolled out to (the others have nothing of ours
+/// in their accounts); [`skipped`] names the rest.
 pub fn waves(manifest: &Manifest) -> Vec<(WaveName, Vec<TenantId>)> {
+    let entitled = crate::entitlement::partition(&manifest.tenants, ROLLED_OUT).entitled;
     manifest
         .rollout
         .waves
         .iter()
         .map(|w| {
-            let tenants = manifest
-                .tenants
+            let tenants = entitled
                 .iter()
                 .filter(|t| &t.wave == w)
                 .map(|t| t.id.clone())
@@ -144,6 +146,14 @@ pub fn waves(manifest: &Manifest) -> Vec<(WaveName, Vec<TenantId>)> {
             (w.clone(), tenants)
         })
         .collect()
+}
+
+/// The capability a tenant needs to be in a rollout.
+pub const ROLLED_OUT: Capability = Capability::DedicatedAws;
+
+/// The tenants no rollout includes: they lack [`ROLLED_OUT`].
+pub fn skipped(manifest: &Manifest) -> Vec<TenantId> {
+    crate::entitlement::partition(&manifest.tenants, ROLLED_OUT).skipped_ids()
 }
 
 /// The next step, from the policy, the waves and the log.

@@ -1,6 +1,7 @@
 //! The SQLite store: one file, WAL journal, migrations applied in order on
 //! open. Queries are short and local, so they run inline under a mutex.
 
+pub mod capabilities;
 mod privacy;
 mod probes;
 mod rollout;
@@ -30,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_heartbeats.sql")),
     (3, include_str!("../migrations/0003_rollouts.sql")),
     (4, include_str!("../migrations/0004_hosted_secrets.sql")),
+    (5, include_str!("../migrations/0005_applied_capabilities.sql")),
     (6, include_str!("../migrations/0006_rollout_fencing.sql")),
     (7, include_str!("../migrations/0007_privacy.sql")),
     (8, include_str!("../migrations/0008_probes.sql")),
