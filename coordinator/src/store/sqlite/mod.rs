@@ -31,7 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_heartbeats.sql")),
     (3, include_str!("../migrations/0003_rollouts.sql")),
     (4, include_str!("../migrations/0004_hosted_secrets.sql")),
-    (5, include_str!("../migrations/0005_applied_capabilities.sql")),
+    (
+        5,
+        include_str!("../migrations/0005_applied_capabilities.sql"),
+    ),
     (6, include_str!("../migrations/0006_rollout_fencing.sql")),
     (7, include_str!("../migrations/0007_privacy.sql")),
     (8, include_str!("../migrations/0008_probes.sql")),
