@@ -24,6 +24,8 @@ mod heartbeat;
 mod privacy_cli;
 #[path = "e2e/rollout.rs"]
 mod rollout;
+#[path = "e2e/secrets.rs"]
+mod secrets;
 #[path = "e2e/serve.rs"]
 mod serve;
 #[path = "e2e/sqs.rs"]

@@ -106,7 +106,8 @@ pub trait SecretsManager: Send + Sync + fmt::Debug {
         version_id: Option<&str>,
     ) -> Result<SecretValue, AwsError>;
     /// `DeleteSecret` with `ForceDeleteWithoutRecovery`: gone at once, with
-    /// every version, and the name free again.
+    /// every version, and the name free again. Succeeds for a secret that
+    /// does not exist (as the service does).
     async fn delete_secret(&self, name: &str) -> Result<(), AwsError>;
     /// `ListSecrets` of the names starting with `prefix`, every page.
     async fn list_secrets(&self, prefix: &str) -> Result<Vec<SecretListing>, AwsError>;

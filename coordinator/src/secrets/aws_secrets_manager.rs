@@ -134,8 +134,23 @@ impl SecretStore for SecretsManagerStore {
     }
 
     async fn delete(&self, tenant: &TenantId, name: &SecretName) -> Result<(), SecretError> {
+        // A forced delete of a missing secret succeeds in Secrets Manager;
+        // look first, so a missing secret is NotFound as in every store.
+        let id = self.secret_id(tenant, name);
+        let listed = self
+            .client
+            .list_secrets(&id)
+            .await
+            .map_err(|e| self.error(e, tenant, name))?;
+        if !listed.iter().any(|l| l.name == id) {
+            return Err(SecretError::NotFound {
+                tenant: tenant.clone(),
+                name: name.clone(),
+                location: self.location.clone(),
+            });
+        }
         self.client
-            .delete_secret(&self.secret_id(tenant, name))
+            .delete_secret(&id)
             .await
             .map_err(|e| self.error(e, tenant, name))
     }
@@ -222,6 +237,8 @@ mod tests {
 
         sm.delete(&acme, &key).await.unwrap();
         let e = sm.get(&acme, &key).await.unwrap_err();
+        assert!(matches!(e, SecretError::NotFound { .. }), "{e}");
+        let e = sm.delete(&acme, &key).await.unwrap_err();
         assert!(matches!(e, SecretError::NotFound { .. }), "{e}");
         assert!(!format!("{e} {e:?} {sm:?}").contains(PLANTED));
         // The name is free again at once.

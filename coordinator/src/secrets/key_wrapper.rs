@@ -226,8 +226,8 @@ impl FileKeyWrapper {
     pub fn open(path: &Path) -> Result<Self, SecretError> {
         let mut file = std::fs::File::open(path).map_err(|e| {
             let message = if e.kind() == std::io::ErrorKind::NotFound {
-                "it does not exist; create it once (see docs/admin/secrets.md), and keep a backup: \
-                 without it the hosted secrets cannot be read"
+                "it does not exist; create it once with `coordinator secret init-master-key` \
+                 (docs/admin/secrets.md) and back it up: without it the hosted secrets cannot be read"
                     .to_owned()
             } else {
                 format!("cannot open it: {e}")

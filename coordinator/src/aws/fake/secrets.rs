@@ -3,7 +3,8 @@
 //!
 //! - Secrets Manager: string secrets with versions, `AWSCURRENT` and
 //!   `AWSPREVIOUS`, `ResourceExistsException` on a second create,
-//!   `ResourceNotFoundException` for anything missing, force-delete only.
+//!   `ResourceNotFoundException` for anything missing; force-delete only,
+//!   which succeeds for a missing secret too (as in AWS).
 //! - SSM: `SecureString` parameters with numbered versions (at most 100
 //!   kept), `name:version` reads, one-level `GetParametersByPath`.
 //! - KMS ([`kms`]): symmetric keys made with [`FakeCloud::create_kms_key`],
@@ -301,13 +302,14 @@ impl SecretsManager for FakeSecretsManager {
             .cloud
             .scoped_call(&self.scope, SECRETS_MANAGER, OP)
             .await?;
-        let mut state = self.cloud.lock();
-        state
+        // As in Secrets Manager, a forced delete of a missing secret
+        // succeeds.
+        self.cloud
+            .lock()
             .secrets
             .secrets
-            .remove(&place(&account, region, name))
-            .map(|_| ())
-            .ok_or_else(|| missing_secret(OP))
+            .remove(&place(&account, region, name));
+        Ok(())
     }
 
     async fn list_secrets(&self, prefix: &str) -> Result<Vec<SecretListing>, AwsError> {
