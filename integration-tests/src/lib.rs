@@ -10,11 +10,14 @@
 //!   [`SdkConfig`] whose calls land in that account: moto keeps every account
 //!   apart, so each test works in its own fresh [`random_account_id`]s and
 //!   never resets the shared server.
+//! - [`auth_moto::AuthMoto`] starts a test's own server, for IAM auth
+//!   enforcement (global to a moto process, so never on the shared one).
 //!
 //! moto does not enforce ExternalIds, trust policies or even that the role
 //! exists (see `shared/moto-notes.md`): a successful assume-role here proves
 //! the request was well formed and routed, not that it would be authorised.
 
+pub mod auth_moto;
 pub mod moto;
 
 use std::path::{Path, PathBuf};

@@ -202,7 +202,7 @@ fn start_once(program: &Path, log_path: &Path) -> Result<MotoServer, StartError>
 /// Makes the kernel send `SIGKILL` to the child when the thread that spawned
 /// it exits (which, for our never-exiting keeper thread, means when the test
 /// process exits).
-fn set_parent_death_signal(command: &mut Command) {
+pub(crate) fn set_parent_death_signal(command: &mut Command) {
     let parent_pid = std::process::id();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec. It only makes
@@ -260,13 +260,13 @@ fn spawn_on_keeper_thread(
         .unwrap_or_else(|_| Err(std::io::Error::other("moto keeper thread died")))
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }
 
 /// True when `GET /moto-api/` on the port answers `200`.
-fn probe(port: u16) -> bool {
+pub(crate) fn probe(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;

@@ -30,6 +30,8 @@ mod secrets;
 mod serve;
 #[path = "e2e/sqs.rs"]
 mod sqs;
+#[path = "e2e/storage_probe.rs"]
+mod storage_probe;
 #[path = "e2e/sts.rs"]
 mod sts;
 #[path = "e2e/verify.rs"]

@@ -272,7 +272,7 @@ impl StorageProbe {
             chrono::Utc::now().to_rfc3339()
         )
         .into_bytes();
-        let context = canary.context(&key);
+        let context = canary.context(&target.tenant.id, &key);
         let fail = |step, e| Finding::Fail(diagnose(step, &e, &context));
         let bucket = &canary.bucket;
 
@@ -359,8 +359,9 @@ struct Canary {
 }
 
 impl Canary {
-    fn context<'a>(&'a self, key: &'a str) -> diagnosis::Context<'a> {
+    fn context<'a>(&'a self, tenant: &'a TenantId, key: &'a str) -> diagnosis::Context<'a> {
         diagnosis::Context {
+            tenant,
             bucket: &self.bucket,
             region: self.access.region,
             endpoint: self.access.endpoint.as_deref(),
@@ -417,7 +418,7 @@ async fn read_key(target: &ProbeTarget, secret: &SecretName) -> Result<StaticKey
             code::CREDENTIALS_MALFORMED,
             format!("secret `{secret}` does not hold an access key: {why}"),
             format!(
-                "write it again with `coordinator secret put --tenant {tenant} {secret}` as JSON {{\"access_key_id\": \"AKIA...\", \"secret_access_key\": \"...\"}}"
+                "write it again with `coordinator secret rotate --tenant {tenant} {secret}` as JSON {{\"access_key_id\": \"AKIA...\", \"secret_access_key\": \"...\"}}"
             ),
         )
     })

@@ -13,7 +13,7 @@
 //! names.
 
 use stacks::aws_names::BucketName;
-use stacks::ids::Region;
+use stacks::ids::{Region, TenantId};
 
 use super::{ADMIN_DOC, Principal, code};
 use crate::aws::{AwsError, ErrorKind};
@@ -55,6 +55,7 @@ impl Step {
 /// What the messages name.
 #[derive(Debug)]
 pub(super) struct Context<'a> {
+    pub tenant: &'a TenantId,
     pub bucket: &'a BucketName,
     pub region: Region,
     pub endpoint: Option<&'a str>,
@@ -236,7 +237,8 @@ fn access_denied(step: Step, cx: &Context<'_>, said: &str) -> ProbeError {
 fn invalid_credentials(cx: &Context<'_>, said: &str) -> ProbeError {
     let remedy = match cx.principal {
         Principal::Key { secret, .. } => format!(
-            "the access key in secret `{secret}` is unknown, deactivated or its secret is wrong: create a new access key for the bucket's user and store it with `coordinator secret put` under `{secret}`"
+            "the access key in secret `{secret}` is unknown, deactivated or its secret is wrong: create a new access key for the bucket's user and store it with `coordinator secret rotate --tenant {} {secret}`",
+            cx.tenant
         ),
         Principal::Role(_) => "the tenant's role credentials were refused: check the docproc-bootstrap stack in the customer's account (docs/runbooks/onboarding.md), then run the check again".to_owned(),
     };

@@ -382,7 +382,11 @@ async fn credentials_that_are_not_accepted() {
         .fails(w.with_key(unknown).await, code::INVALID_CREDENTIALS)
         .await;
     assert!(e.message.contains("InvalidAccessKeyId"), "{e:?}");
-    assert!(e.remedy.contains("`s3-credentials`"), "{e:?}");
+    assert!(
+        e.remedy
+            .contains("coordinator secret rotate --tenant acme s3-credentials"),
+        "{e:?}"
+    );
     let wrong = format!(r#"{{"access_key_id": "{KEY_ID}", "secret_access_key": "nope"}}"#);
     let e = w
         .fails(w.with_key(&wrong).await, code::INVALID_CREDENTIALS)
