@@ -31,6 +31,7 @@ use support::{TempManifest, VENDOR_ACCOUNT};
 const INTERVAL: Duration = Duration::from_millis(200);
 const VIEWER: &str = "wallboard";
 const OPERATOR: &str = "sre-oncall";
+const SERVICE: &str = "doc-worker";
 /// The tenant whose agent stops answering.
 const DEAD: &str = "initech";
 const HOSTED: &str = "hooli";
@@ -153,6 +154,7 @@ struct World {
     monitor: Arc<Monitor>,
     viewer: String,
     operator: String,
+    service: String,
     base: String,
     http: reqwest::Client,
     seen: Mutex<Vec<Seen>>,
@@ -165,7 +167,7 @@ impl World {
     /// unreachable, and starts the server.
     async fn start() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let (viewer, operator) = (auth::generate(), auth::generate());
+        let (viewer, operator, service) = (auth::generate(), auth::generate(), auth::generate());
         let text = manifest_text(&dir.path().join("state.db").display().to_string(), "");
         let mut m = manifest::from_text(&dir.path().join("deploy.toml"), text)
             .unwrap_or_else(|e| panic!("test manifest is invalid: {}", e.report.render()))
@@ -181,6 +183,11 @@ impl World {
                 subject: OPERATOR.into(),
                 role: TokenRole::Operator,
                 sha256: auth::hash(&operator),
+            },
+            RawToken {
+                subject: SERVICE.into(),
+                role: TokenRole::Service,
+                sha256: auth::hash(&service),
             },
         ];
         let fake = support::fake_with_agents(&m);
@@ -268,6 +275,7 @@ impl World {
             monitor,
             viewer,
             operator,
+            service,
             base: format!("http://{addr}"),
             http,
             seen: Mutex::new(Vec::new()),
@@ -439,6 +447,7 @@ fn protected_routes() -> Vec<(Method, &'static str)> {
         (Method::GET, "/api/v1/tenants/acme/privacy"),
         (Method::PUT, "/api/v1/tenants/acme/privacy"),
         (Method::PUT, "/api/v1/tenants/acme/privacy/hosted-fallback"),
+        (Method::GET, "/api/v1/tenants/acme/effective-config"),
     ]
 }
 
@@ -730,7 +739,10 @@ async fn every_protected_route_needs_a_valid_token_and_the_right_role() {
         assert_eq!(seen.status, StatusCode::UNAUTHORIZED, "{method} {path}");
         // Both roles pass authentication (the operator endpoint aside).
         let as_viewer = w.send(method.clone(), path, Auth::Bearer(&w.viewer)).await;
-        if path == "/api/v1/heartbeat/round" || method == Method::PUT {
+        if path == "/api/v1/heartbeat/round"
+            || method == Method::PUT
+            || path.ends_with("/effective-config")
+        {
             as_viewer.assert_error(StatusCode::FORBIDDEN);
         } else {
             assert!(
@@ -993,6 +1005,7 @@ async fn the_openapi_document_is_valid_and_stable() {
         ("get", "/api/v1/audit"),
         ("post", "/api/v1/heartbeat/round"),
         ("get", "/api/v1/tenants/{id}/privacy"),
+        ("get", "/api/v1/tenants/{id}/effective-config"),
         ("put", "/api/v1/tenants/{id}/privacy"),
         ("put", "/api/v1/tenants/{id}/privacy/hosted-fallback"),
         ("get", "/metrics"),
@@ -1604,5 +1617,141 @@ async fn privacy_configuration_is_shown_and_changed_only_by_operators_with_audit
     // The tenant detail carries the same view.
     let detail = w.get_json("/api/v1/tenants/acme").await;
     assert_eq!(detail["privacy"], view);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn effective_config_fails_closed_for_service_tokens() {
+    use coordinator::privacy::change;
+    use coordinator::probes::{ProbeError, ProbeName, ProbeOutcome, ProbeStatus};
+    use coordinator::store::privacy::{SecretAction, SecretWrite};
+    use coordinator::store::{PrivacyStore, ProbeStore};
+    use serde_json::json;
+
+    let w = World::start().await;
+    let acme = w.tenant("acme").clone();
+    let path = "/api/v1/tenants/acme/effective-config";
+
+    // Only service and operator tokens; a service token reads nothing else.
+    w.send(Method::GET, path, Auth::Bearer(&w.viewer))
+        .await
+        .assert_error(StatusCode::FORBIDDEN);
+    w.send(Method::GET, "/api/v1/fleet", Auth::Bearer(&w.service))
+        .await
+        .assert_error(StatusCode::FORBIDDEN);
+
+    // A hosted tenant resolves to hosted.
+    let seen = w
+        .send(
+            Method::GET,
+            "/api/v1/tenants/globex/effective-config",
+            Auth::Bearer(&w.service),
+        )
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(seen.json()["storage"], json!({"use": "hosted"}));
+    assert_eq!(seen.json()["llm"], json!({"use": "hosted"}));
+
+    // acme brings its own key: refused until the probe passes.
+    let write = SecretWrite {
+        tenant: acme.id.clone(),
+        name: "llm-api-key".parse().unwrap(),
+        backend: coordinator::secrets::BackendKind::Hosted,
+        version: Some("1".into()),
+        digest: Some("sha256:00".into()),
+        action: SecretAction::Put,
+        actor: "test".into(),
+        at: chrono::Utc::now(),
+    };
+    let audit = coordinator::store::NewAuditEntry {
+        actor: "test".into(),
+        tenant: Some(acme.id.clone()),
+        action: "secret.put".into(),
+        details: json!({}),
+    };
+    w.store.record_secret_write(write, audit).await.unwrap();
+    let config = serde_json::from_value(json!({"llm": {"mode": "byok", "provider": "anthropic",
+        "model": "claude-sonnet-4-5", "key": "llm-api-key"}}))
+    .unwrap();
+    change::set_config(w.store.as_ref(), &acme, config, Some(0), "test")
+        .await
+        .unwrap();
+    let seen = w.send(Method::GET, path, Auth::Bearer(&w.service)).await;
+    assert_eq!(seen.status, StatusCode::FAILED_DEPENDENCY, "{}", seen.body);
+    let body = seen.json();
+    assert_eq!(body["refusals"][0]["dependency"], "llm");
+    assert_eq!(body["refusals"][0]["code"], "llm.not_validated");
+    assert!(
+        body["refusals"][0]["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("coordinator check")
+    );
+    assert_eq!(body["effective"]["storage"], json!({"use": "hosted"}));
+
+    let digest = w
+        .store
+        .current_privacy(&acme.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .digest;
+    let outcome = |status, error: Option<ProbeError>| ProbeOutcome {
+        tenant: acme.id.clone(),
+        probe: ProbeName::Llm,
+        status,
+        at: chrono::Utc::now(),
+        latency_ms: 12,
+        error,
+        detail: None,
+    };
+    // A pass of this configuration: the customer's key is used.
+    w.store
+        .put_probe(&outcome(ProbeStatus::Passing, None), &digest)
+        .await
+        .unwrap();
+    let seen = w.send(Method::GET, path, Auth::Bearer(&w.service)).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(seen.json()["llm"]["use"], "customer");
+
+    // The key is revoked: refused with the probe's code and remedy, never hosted.
+    let revoked = ProbeError::new(
+        "llm.invalid_key",
+        "401 from Anthropic",
+        "store a valid key with `coordinator secret rotate`",
+    );
+    w.store
+        .put_probe(&outcome(ProbeStatus::Failing, Some(revoked)), &digest)
+        .await
+        .unwrap();
+    let seen = w.send(Method::GET, path, Auth::Bearer(&w.service)).await;
+    assert_eq!(seen.status, StatusCode::FAILED_DEPENDENCY, "{}", seen.body);
+    assert_eq!(seen.json()["refusals"][0]["code"], "llm.invalid_key");
+    assert_eq!(
+        seen.json()["refusals"][0]["remedy"],
+        "store a valid key with `coordinator secret rotate`"
+    );
+
+    // An operator enables fallback (audited): hosted, and marked as fallback.
+    let seen = w
+        .send_with(
+            Method::PUT,
+            "/api/v1/tenants/acme/privacy/hosted-fallback",
+            Auth::Bearer(&w.operator),
+            Some(&json!({"enabled": true, "reason": "CHG-9 key rotation window", "expected_version": 1})),
+        )
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let seen = w.send(Method::GET, path, Auth::Bearer(&w.service)).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let llm = &seen.json()["llm"];
+    assert_eq!(llm["use"], "hosted_fallback");
+    assert_eq!(llm["reason"], "CHG-9 key rotation window");
+    assert_eq!(llm["cause"]["code"], "llm.invalid_key");
+    // The dashboard's view shows the failing check with its remedy.
+    let view = w.get_json("/api/v1/tenants/acme/privacy").await;
+    assert_eq!(view["llm"]["check"]["state"], "failing");
+    assert_eq!(view["llm"]["check"]["last_error_code"], "llm.invalid_key");
+    assert!(view["llm"]["check"]["last_validated"].is_string(), "{view}");
     w.stop().await;
 }

@@ -77,8 +77,10 @@ impl Tokens {
             .ok_or(StatusCode::UNAUTHORIZED)?;
         let caller = self.resolve(&token).ok_or(StatusCode::UNAUTHORIZED)?;
         let allowed = match needed {
-            TokenRole::Viewer => true,
+            // A service token reads nothing but what it is for.
+            TokenRole::Viewer => caller.role != TokenRole::Service,
             TokenRole::Operator => caller.role == TokenRole::Operator,
+            TokenRole::Service => caller.role != TokenRole::Viewer,
         };
         if allowed {
             Ok(caller)

@@ -105,6 +105,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tenants/{id}/privacy/hosted-fallback",
             put(privacy::put_fallback),
         )
+        .route(
+            "/api/v1/tenants/{id}/effective-config",
+            get(privacy::effective_config),
+        )
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/heartbeat/round", post(heartbeat_round))
         .with_state(state)

@@ -13,6 +13,7 @@ use super::views::{AuditPage, FleetSummary, TenantDetail, TenantView};
 use super::{ApiError, AppState};
 use crate::manifest::raw::TokenRole;
 use crate::privacy::view::PrivacyView;
+use crate::probes::resolve::Effective;
 
 fn ok(description: &str, schema: Value) -> Value {
     json!({
@@ -33,6 +34,16 @@ fn change_responses() -> Value {
     responses
 }
 
+fn effective_responses(effective: Value) -> Value {
+    let mut responses = ok(
+        "every dependency may be used: hosted, validated customer, or an enabled hosted fallback (each says which)",
+        effective,
+    );
+    responses["404"] = json!({ "description": "no such tenant" });
+    responses["424"] = json!({ "description": "refused, failing closed: a customer-managed dependency is not validated and hosted fallback is disabled; `refusals` lists each with its code, message and remedy" });
+    responses
+}
+
 /// The document.
 pub fn document() -> Value {
     // OpenAPI 3.1 uses JSON Schema 2020-12 itself (`null` in type unions, no
@@ -48,6 +59,7 @@ pub fn document() -> Value {
     let privacy = generator.subschema_for::<PrivacyView>().to_value();
     let set_privacy = generator.subschema_for::<SetPrivacy>().to_value();
     let set_fallback = generator.subschema_for::<SetFallback>().to_value();
+    let effective = generator.subschema_for::<Effective>().to_value();
     let components: serde_json::Map<String, Value> =
         generator.take_definitions(true).into_iter().collect();
     json!({
@@ -100,6 +112,12 @@ pub fn document() -> Value {
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": set_fallback } } },
                 "responses": change_responses()
+            } },
+            "/api/v1/tenants/{id}/effective-config": { "get": {
+                "summary": "What the document workers must use for this tenant now, failing closed (service or operator role)",
+                "operationId": "tenantEffectiveConfig",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": effective_responses(effective)
             } },
             "/api/v1/audit": { "get": {
                 "summary": "The audit log, paged",

@@ -20,6 +20,7 @@ use crate::manifest::raw::TokenRole;
 use crate::privacy::PrivacyConfig;
 use crate::privacy::change::{self, ChangeError, Changed};
 use crate::privacy::view::PrivacyView;
+use crate::probes::resolve::{MAX_VALIDATION_AGE, resolve};
 
 /// Body of `PUT /api/v1/tenants/{id}/privacy`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -60,7 +61,8 @@ pub(super) async fn view_of(s: &AppState, tenant: &Tenant) -> Result<PrivacyView
     let record = change::current(s.store.as_ref(), tenant)
         .await
         .map_err(internal)?;
-    Ok(PrivacyView::new(tenant, &record))
+    let probes = s.store.probes(Some(&tenant.id)).await.map_err(internal)?;
+    Ok(PrivacyView::new(tenant, &record, &probes))
 }
 
 pub(super) async fn get_privacy(
@@ -143,4 +145,42 @@ pub(super) async fn put_fallback(
             Err(e) => refused(e),
         },
     )
+}
+
+/// `GET /api/v1/tenants/{id}/effective-config` (service or operator
+/// token): what the document workers must use for this tenant now. 200 when
+/// every dependency may be used (hosted, validated customer, or an enabled
+/// hosted fallback, each said so); 424 Failed Dependency with each refusal's
+/// code, message and remedy when a customer-managed dependency is not
+/// validated and fallback is disabled. Never the hosted default in silence.
+pub(super) async fn effective_config(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.tokens.check(&headers, TokenRole::Service)?;
+    let tenant = find_tenant(&s, &id)?;
+    let record = change::current(s.store.as_ref(), tenant)
+        .await
+        .map_err(internal)?;
+    let probes = s.store.probes(Some(&tenant.id)).await.map_err(internal)?;
+    let effective = resolve(&record, &probes, MAX_VALIDATION_AGE, chrono::Utc::now());
+    let refusals: Vec<_> = effective
+        .refusals()
+        .into_iter()
+        .map(|(dependency, e)| json!({"dependency": dependency, "code": e.code, "message": e.message, "remedy": e.remedy}))
+        .collect();
+    if refusals.is_empty() {
+        return Ok(Json(json!(effective)).into_response());
+    }
+    tracing::warn!(tenant = %tenant.id, refusals = refusals.len(), "effective configuration refused (fail closed)");
+    Ok((
+        StatusCode::FAILED_DEPENDENCY,
+        Json(json!({
+            "error": format!("tenant `{}` cannot be served: a customer-managed dependency is not validated and hosted fallback is disabled", tenant.id),
+            "refusals": refusals,
+            "effective": effective,
+        })),
+    )
+        .into_response())
 }

@@ -7,6 +7,7 @@
 //! `--output json` is given where the output is data.
 
 mod audit;
+mod check;
 pub mod context;
 mod deploy;
 mod heartbeat;
@@ -149,6 +150,14 @@ pub enum Command {
     /// are read from stdin or a file and never printed.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Run the probes now: the tenant's own bucket (write, read back and
+    /// delete a canary object), its own LLM key (authenticate, find the
+    /// model, check it reads images), its workers' heartbeat and queues.
+    ///
+    /// Records each outcome (the admin surface and the fail-closed
+    /// resolution use them) and prints it with its error code and what to
+    /// do. Exits 1 when any probe fails.
+    Check(check::Args),
 }
 
 /// A failed command: bad input (exit 2) or a failed operation (exit 1).
@@ -214,6 +223,7 @@ pub fn run_with(cli: Cli, connector: context::ConnectorOverride) -> ExitCode {
                     Command::Audit(command) => audit::run(&cli, command).await,
                     Command::Privacy(command) => privacy::run(&cli, command, connector).await,
                     Command::Secret(command) => secret::run(&cli, command, connector).await,
+                    Command::Check(args) => check::run(&cli, args, connector).await,
                     Command::Validate(_)
                     | Command::Render(_)
                     | Command::Schema(_)

@@ -17,6 +17,7 @@ use crate::privacy::change::{self, ChangeError, Changed};
 use crate::privacy::view::PrivacyView;
 use crate::privacy::{ManagedBy, PrivacyConfig};
 use crate::store::privacy::PrivacyRecord;
+use crate::store::probes::StoredProbe;
 
 /// `privacy` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -143,16 +144,17 @@ async fn show(cli: &Cli, args: &TenantArg) -> CmdResult {
     let record = change::current(store.as_ref(), tenant)
         .await
         .map_err(failed)?;
+    let probes = store.probes(Some(&tenant.id)).await.map_err(failed)?;
     match cli.output {
-        OutputFormat::Json => println!("{}", view(tenant, &record)),
+        OutputFormat::Json => println!("{}", view(tenant, &record, &probes)),
         OutputFormat::Human => print!("{}", human(tenant, &record)),
     }
     Ok(())
 }
 
 /// The JSON shape `show` prints: the API's view.
-fn view(tenant: &Tenant, r: &PrivacyRecord) -> serde_json::Value {
-    json!(PrivacyView::new(tenant, r))
+fn view(tenant: &Tenant, r: &PrivacyRecord, probes: &[StoredProbe]) -> serde_json::Value {
+    json!(PrivacyView::new(tenant, r, probes))
 }
 
 fn managed(m: ManagedBy) -> &'static str {

@@ -11,6 +11,8 @@ use super::context::{ConnectorOverride, context, note_skipped};
 use super::{Cli, CmdResult, Failure};
 use crate::api::{self, AppState, auth::Tokens};
 use crate::heartbeat::monitor::Monitor;
+use crate::manifest::duration::HumanDuration;
+use crate::probes::runner::Checker;
 
 /// Flags of `serve`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +20,11 @@ pub struct Args {
     /// Address to listen on (default: `[api] listen`, else 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// How often the probes check every tenant's own bucket, LLM key,
+    /// heartbeat and queues. A customer-managed dependency whose last pass
+    /// is older than 15 minutes is refused, so keep this well below that.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub probe_interval: HumanDuration,
 }
 
 async fn shutdown_signal() {
@@ -90,6 +97,20 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
                 .await
         })
     };
+    let checker = Checker::standard(
+        manifest.clone(),
+        ctx.store.clone(),
+        ctx.connector.clone(),
+        ctx.operator.clone(),
+        [],
+    )
+    .map_err(|e| Failure::Failed(anyhow::anyhow!("{e}")))?;
+    let probes = tokio::spawn(probe_loop(
+        checker,
+        monitor.clone(),
+        args.probe_interval.get(),
+        stop_rx.clone(),
+    ));
     let mut stop_server = stop_rx.clone();
     let interval = manifest.heartbeat.interval;
     let server = tokio::spawn(api::serve(
@@ -112,6 +133,7 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
         result = server => {
             let _ = stop_tx.send(true);
             let _ = heartbeat.await;
+            let _ = probes.await;
             return match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(Failure::Failed(anyhow::Error::new(e).context(format!("cannot serve on {listen}")))),
@@ -121,5 +143,34 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
     }
     let _ = stop_tx.send(true);
     let _ = heartbeat.await;
+    let _ = probes.await;
     Ok(())
+}
+
+/// Runs every tenant's probes each `interval` (the first round right away,
+/// after the first heartbeat round has had a chance to run), with the
+/// monitor's current heartbeat states, until `stop`.
+async fn probe_loop(
+    checker: Checker,
+    monitor: Arc<Monitor>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let first = monitor.interval().min(interval);
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        wait = interval;
+        let heartbeats = monitor.snapshot().into_iter().map(|s| (s.tenant, s.health));
+        let checker = checker.clone().with_heartbeats(heartbeats);
+        let tenants: Vec<_> = checker.manifest.tenants.iter().collect();
+        for (tenant, result) in checker.check_many(&tenants, 8).await {
+            if let Err(e) = result {
+                tracing::error!(%tenant, error = %e, "probes could not run");
+            }
+        }
+    }
 }

@@ -21,7 +21,8 @@ pub struct NewArgs {
     /// Who will use it (shown as the actor of what it does).
     #[arg(long, value_name = "NAME")]
     pub subject: String,
-    /// viewer (read) or operator (read and trigger).
+    /// viewer (read), operator (read and change), or service (resolve
+    /// tenants' effective configuration only).
     #[arg(long, value_enum)]
     pub role: Role,
 }
@@ -33,6 +34,8 @@ pub enum Role {
     Viewer,
     /// Read, and trigger operations.
     Operator,
+    /// Document workers: resolve tenants' effective configuration only.
+    Service,
 }
 
 pub fn run(cli: &Cli, command: &TokenCommand) -> CmdResult {
@@ -51,10 +54,12 @@ pub fn run(cli: &Cli, command: &TokenCommand) -> CmdResult {
     let role = match args.role {
         Role::Viewer => TokenRole::Viewer,
         Role::Operator => TokenRole::Operator,
+        Role::Service => TokenRole::Service,
     };
     let role_name = match role {
         TokenRole::Viewer => "viewer",
         TokenRole::Operator => "operator",
+        TokenRole::Service => "service",
     };
     let token = auth::generate();
     let hash = auth::hash(&token);

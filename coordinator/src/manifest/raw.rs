@@ -109,6 +109,9 @@ pub enum TokenRole {
     Viewer,
     /// Read, and trigger operations.
     Operator,
+    /// The document workers: resolve a tenant's effective storage and LLM
+    /// configuration (fail closed), and nothing else.
+    Service,
 }
 
 /// `[coordinator]`: the vendor side.

@@ -59,7 +59,7 @@ pub enum Changed {
     /// A new version was written.
     Written {
         /// The new version.
-        record: PrivacyRecord,
+        record: Box<PrivacyRecord>,
         /// Its audit entry.
         audit_seq: u64,
     },
@@ -160,7 +160,7 @@ pub async fn set_config(
     };
     let (record, entry) = store.append_privacy(record, expected, audit).await?;
     Ok(Changed::Written {
-        record,
+        record: Box::new(record),
         audit_seq: entry.seq,
     })
 }
@@ -235,7 +235,7 @@ pub async fn set_fallback(
     };
     let (record, entry) = store.append_privacy(record, expected, audit).await?;
     Ok(Changed::Written {
-        record,
+        record: Box::new(record),
         audit_seq: entry.seq,
     })
 }

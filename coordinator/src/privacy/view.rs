@@ -11,10 +11,12 @@ use stacks::ids::Capability;
 
 use super::config::{LlmMode, ManagedBy, StorageMode};
 use crate::manifest::Tenant;
+use crate::probes::{ProbeName, ProbeOutcome};
 use crate::store::privacy::PrivacyRecord;
+use crate::store::probes::StoredProbe;
 
-/// A customer-managed dependency's last check, from the probes. Until a
-/// probe has run, `state` is `not_checked`.
+/// A customer-managed dependency's last check, from its probe. Until the
+/// probe has checked the current configuration, `state` is `not_checked`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CheckView {
     /// `not_checked`, `passing`, `failing`, or `not_applicable` (hosted).
@@ -30,6 +32,27 @@ pub struct CheckView {
 }
 
 impl CheckView {
+    /// The check of a dependency from its probe's latest outcome; one that
+    /// checked another configuration version counts as not checked.
+    pub fn from_probe(managed_by: ManagedBy, digest: &str, stored: Option<&StoredProbe>) -> Self {
+        let mut view = Self::initial(managed_by);
+        let Some(s) = stored else { return view };
+        if managed_by == ManagedBy::Vendor {
+            return view;
+        }
+        view.last_validated = s.last_passed_at;
+        if s.config_digest != digest {
+            return view;
+        }
+        view.state = s.outcome.status.as_str().to_owned();
+        if let Some(e) = &s.outcome.error {
+            view.last_error_code = Some(e.code.clone());
+            view.last_error = Some(e.message.clone());
+            view.remedy = Some(e.remedy.clone());
+        }
+        view
+    }
+
     /// The status of a dependency nothing has checked yet.
     pub fn initial(managed_by: ManagedBy) -> Self {
         let state = match managed_by {
@@ -92,13 +115,17 @@ pub struct PrivacyView {
     pub changed_by: Option<String>,
     /// When.
     pub changed_at: Option<DateTime<Utc>>,
+    /// Every probe's latest outcome for this tenant (storage, LLM,
+    /// heartbeat, queues): one list for the admin.
+    pub probes: Vec<ProbeOutcome>,
 }
 
 impl PrivacyView {
-    /// The view of `record`, with dependency checks not yet known.
-    pub fn new(tenant: &Tenant, r: &PrivacyRecord) -> Self {
+    /// The view of `record` with the tenant's stored probe outcomes.
+    pub fn new(tenant: &Tenant, r: &PrivacyRecord, probes: &[StoredProbe]) -> Self {
         let storage = &r.config.storage;
         let llm = &r.config.llm;
+        let probe = |name| probes.iter().find(|p| p.outcome.probe == name);
         Self {
             tenant: tenant.id.to_string(),
             capabilities: tenant.capabilities.iter().copied().collect(),
@@ -109,14 +136,18 @@ impl PrivacyView {
                 managed_by: storage.managed_by(),
                 summary: storage.summary(),
                 config: storage.clone(),
-                check: CheckView::initial(storage.managed_by()),
+                check: CheckView::from_probe(
+                    storage.managed_by(),
+                    &r.digest,
+                    probe(ProbeName::Storage),
+                ),
             },
             llm: DependencyView {
                 mode: llm.name(),
                 managed_by: llm.managed_by(),
                 summary: llm.summary(),
                 config: llm.clone(),
-                check: CheckView::initial(llm.managed_by()),
+                check: CheckView::from_probe(llm.managed_by(), &r.digest, probe(ProbeName::Llm)),
             },
             hosted_fallback: FallbackView {
                 enabled: r.hosted_fallback,
@@ -124,6 +155,7 @@ impl PrivacyView {
             },
             changed_by: (r.version > 0).then(|| r.actor.clone()),
             changed_at: (r.version > 0).then_some(r.at),
+            probes: probes.iter().map(|p| p.outcome.clone()).collect(),
         }
     }
 }

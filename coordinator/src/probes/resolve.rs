@@ -20,6 +20,10 @@ use crate::privacy::ManagedBy;
 use crate::store::privacy::PrivacyRecord;
 use crate::store::probes::StoredProbe;
 
+/// How old a pass may be and still validate a dependency: three rounds of
+/// the default probe schedule (`coordinator serve --probe-interval 5m`).
+pub const MAX_VALIDATION_AGE: Duration = Duration::from_secs(15 * 60);
+
 /// What one dependency resolves to.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "use", rename_all = "snake_case")]

@@ -1,0 +1,257 @@
+//! Runs the probes for tenants and records the outcomes: the one path used
+//! by `coordinator check` and by the schedule inside `coordinator serve`.
+//! Each outcome is stored with the digest of the configuration it checked,
+//! which is what the fail-closed resolution looks at.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stacks::StackKind;
+use stacks::ids::TenantId;
+
+use super::workers::{HeartbeatProbe, QueuesProbe};
+use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget, run};
+use crate::access::Operator;
+use crate::aws::Connector;
+use crate::heartbeat::detector::TenantHealth;
+use crate::manifest::{Manifest, Tenant};
+use crate::privacy::{ManagedBy, change};
+use crate::secrets::{
+    BackendKind, SecretError, SecretMeta, SecretName, SecretStore, SecretVersion,
+};
+use crate::store::probes::StoredProbe;
+use crate::store::{Store, StoreError};
+
+/// How long one probe may take.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The probes and what they need.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    /// Desired state (tenants, secrets settings).
+    pub manifest: Arc<Manifest>,
+    /// Where outcomes go.
+    pub store: Arc<dyn Store>,
+    /// AWS.
+    pub connector: Arc<dyn Connector>,
+    /// The probes, in the order they run for a tenant.
+    pub probes: Vec<Arc<dyn Probe>>,
+    /// Per probe.
+    pub deadline: Duration,
+}
+
+/// Why a tenant could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The store failed.
+    #[error("could not read or record probe state")]
+    Store(#[from] StoreError),
+}
+
+/// A probe that stands in for a customer-managed dependency's probe when
+/// its secret store cannot be opened: it fails with that reason.
+#[derive(Debug)]
+struct SecretStoreUnavailable {
+    probe: ProbeName,
+    error: String,
+}
+
+#[async_trait::async_trait]
+impl Probe for SecretStoreUnavailable {
+    fn name(&self) -> ProbeName {
+        self.probe
+    }
+
+    async fn check(&self, _: &ProbeTarget) -> Finding {
+        Finding::Fail(ProbeError::new(
+            &format!("{}.secret_store_unavailable", self.probe),
+            format!("the tenant's secret store cannot be opened: {}", self.error),
+            "fix the tenant's secret store settings ([secrets] in deploy.toml) or its master key; see docs/admin/secrets.md",
+        ))
+    }
+}
+
+impl Checker {
+    /// Storage, LLM, heartbeat (from `heartbeats`) and queue probes.
+    pub fn standard(
+        manifest: Arc<Manifest>,
+        store: Arc<dyn Store>,
+        connector: Arc<dyn Connector>,
+        operator: Operator,
+        heartbeats: impl IntoIterator<Item = (TenantId, TenantHealth)>,
+    ) -> Result<Self, super::llm::ClientBuildError> {
+        let probes: Vec<Arc<dyn Probe>> = vec![
+            Arc::new(super::StorageProbe::new()),
+            Arc::new(super::LlmProbe::new(operator.clone())?),
+            Arc::new(HeartbeatProbe::new(heartbeats)),
+            Arc::new(QueuesProbe::new(operator)),
+        ];
+        Ok(Self {
+            manifest,
+            store,
+            connector,
+            probes,
+            deadline: DEFAULT_DEADLINE,
+        })
+    }
+
+    /// Replaces the heartbeat probe's snapshot (serve takes a fresh one
+    /// from the monitor before each round).
+    pub fn with_heartbeats(
+        mut self,
+        heartbeats: impl IntoIterator<Item = (TenantId, TenantHealth)>,
+    ) -> Self {
+        let fresh: Arc<dyn Probe> = Arc::new(HeartbeatProbe::new(heartbeats));
+        for p in &mut self.probes {
+            if p.name() == ProbeName::Heartbeat {
+                *p = fresh.clone();
+            }
+        }
+        self
+    }
+
+    /// Runs the probes (or only `only`) for `tenant` and records each
+    /// outcome.
+    pub async fn check(
+        &self,
+        tenant: &Tenant,
+        only: Option<ProbeName>,
+    ) -> Result<Vec<StoredProbe>, CheckError> {
+        let record = change::current(self.store.as_ref(), tenant).await?;
+        let storage_outputs = self
+            .store
+            .outputs(&tenant.id, StackKind::Storage)
+            .await?
+            .map(|o| o.outputs);
+        let worker_outputs = self
+            .store
+            .outputs(&tenant.id, StackKind::Worker)
+            .await?
+            .map(|o| o.outputs);
+        let secrets = crate::secrets::open_for(
+            tenant,
+            &self.manifest,
+            self.connector.as_ref(),
+            self.store.clone(),
+        )
+        .await;
+        let mut results = Vec::new();
+        for probe in &self.probes {
+            if only.is_some_and(|o| o != probe.name()) {
+                continue;
+            }
+            let (secrets, stand_in): (_, Option<Arc<dyn Probe>>) = match &secrets {
+                Ok(s) => (s.clone(), None),
+                Err(e) => {
+                    let managed = match probe.name() {
+                        ProbeName::Storage => record.config.storage.managed_by(),
+                        ProbeName::Llm => record.config.llm.managed_by(),
+                        _ => ManagedBy::Vendor,
+                    };
+                    let stand_in: Option<Arc<dyn Probe>> =
+                        (managed == ManagedBy::Customer).then(|| {
+                            Arc::new(SecretStoreUnavailable {
+                                probe: probe.name(),
+                                error: e.to_string(),
+                            }) as Arc<dyn Probe>
+                        });
+                    (
+                        Arc::new(NoSecrets) as Arc<dyn SecretStore>,
+                        stand_in,
+                    )
+                }
+            };
+            let target = ProbeTarget {
+                tenant: tenant.clone(),
+                config: record.config.clone(),
+                secrets,
+                connector: self.connector.clone(),
+                storage_outputs: storage_outputs.clone(),
+                worker_outputs: worker_outputs.clone(),
+            };
+            let probe = stand_in.as_ref().unwrap_or(probe);
+            let outcome = run(probe.as_ref(), &target, self.deadline).await;
+            if let Some(error) = &outcome.error {
+                tracing::warn!(tenant = %tenant.id, probe = %outcome.probe, code = %error.code, "probe failing: {}", error.message);
+            }
+            results.push(self.store.put_probe(&outcome, &record.digest).await?);
+        }
+        Ok(results)
+    }
+
+    /// Checks `tenants`, `concurrency` at a time; one tenant's failure never
+    /// stops the others.
+    pub async fn check_many(
+        &self,
+        tenants: &[&Tenant],
+        concurrency: usize,
+    ) -> Vec<(TenantId, Result<Vec<StoredProbe>, CheckError>)> {
+        let permits = tokio::sync::Semaphore::new(concurrency.max(1));
+        let mut runs = Vec::with_capacity(tenants.len());
+        for &tenant in tenants {
+            runs.push(self.check_one(tenant, &permits));
+        }
+        futures::future::join_all(runs).await
+    }
+
+    async fn check_one(
+        &self,
+        tenant: &Tenant,
+        permits: &tokio::sync::Semaphore,
+    ) -> (TenantId, Result<Vec<StoredProbe>, CheckError>) {
+        let _permit = permits.acquire().await;
+        (tenant.id.clone(), self.check(tenant, None).await)
+    }
+}
+
+/// The secret store of a tenant whose store cannot be opened: only probes
+/// that never read secrets (vendor-hosted dependencies, the workers) run
+/// against it, and any read fails.
+#[derive(Debug)]
+struct NoSecrets;
+
+fn unavailable() -> SecretError {
+    SecretError::Config {
+        location: "the tenant's secret store".into(),
+        message: "it could not be opened".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for NoSecrets {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Hosted
+    }
+    fn location(&self) -> String {
+        "no secret store (it could not be opened)".into()
+    }
+    async fn put(
+        &self,
+        _: &TenantId,
+        _: &SecretName,
+        _: &secrecy::SecretString,
+    ) -> Result<SecretVersion, SecretError> {
+        Err(unavailable())
+    }
+    async fn get(
+        &self,
+        _: &TenantId,
+        _: &SecretName,
+    ) -> Result<secrecy::SecretString, SecretError> {
+        Err(unavailable())
+    }
+    async fn get_version(
+        &self,
+        _: &TenantId,
+        _: &SecretName,
+        _: &str,
+    ) -> Result<secrecy::SecretString, SecretError> {
+        Err(unavailable())
+    }
+    async fn delete(&self, _: &TenantId, _: &SecretName) -> Result<(), SecretError> {
+        Err(unavailable())
+    }
+    async fn list(&self, _: &TenantId) -> Result<Vec<SecretMeta>, SecretError> {
+        Err(unavailable())
+    }
+}
