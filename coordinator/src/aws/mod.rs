@@ -13,6 +13,7 @@
 //! (AssumeRole with the tenant's ExternalId, cached, refreshed before expiry)
 //! and handed to a [`Connector`], which builds the tenant's clients.
 
+pub mod bedrock;
 pub mod credentials;
 pub mod error;
 pub mod fake;
@@ -34,6 +35,7 @@ use stacks::Parameter;
 use stacks::aws_names::QueueUrl;
 use stacks::ids::{AccountId, ExternalId, Region, RoleArn};
 
+pub use bedrock::Bedrock;
 pub use credentials::TenantCredentials;
 pub use error::{AwsError, ErrorKind};
 pub use s3::{S3, S3Access, S3Credentials};
@@ -366,6 +368,12 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// S3 as `access` says: the tenant's role or a static key, a region,
     /// an optional S3-compatible endpoint.
     fn s3(&self, access: &S3Access) -> Arc<dyn S3>;
+    /// Bedrock (control plane) in a tenant's account and region.
+    fn tenant_bedrock(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> Arc<dyn Bedrock>;
     /// Secrets Manager in the vendor's or a tenant's account.
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager>;
     /// SSM Parameter Store in the vendor's or a tenant's account.

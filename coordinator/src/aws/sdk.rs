@@ -69,7 +69,9 @@ use super::{
     StackEvent, StackStatus, Sts, TenantCredentials,
 };
 
+mod bedrock;
 mod secrets;
+pub use bedrock::SdkBedrock;
 pub use secrets::{SdkKms, SdkParameterStore, SdkSecretsManager};
 
 mod s3;
@@ -281,6 +283,15 @@ impl Connector for SdkConnector {
 
     fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
         self.s3_client(access)
+    }
+
+    fn tenant_bedrock(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> Arc<dyn super::Bedrock> {
+        let config = self.tenant_config(credentials, region);
+        Arc::new(SdkBedrock::new(aws_sdk_bedrock::Client::new(&config)))
     }
 
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {

@@ -8,6 +8,7 @@
 //! and feed the admin surface, the metrics and the fail-closed resolution
 //! of a tenant's effective configuration ([`resolve`]).
 
+pub mod llm;
 pub mod resolve;
 
 pub mod storage;
@@ -27,6 +28,7 @@ use crate::manifest::Tenant;
 use crate::privacy::PrivacyConfig;
 use crate::secrets::SecretStore;
 
+pub use llm::LlmProbe;
 pub use storage::StorageProbe;
 
 /// Which check.

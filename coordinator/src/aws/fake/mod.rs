@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+mod bedrock;
 mod cloudformation;
 mod outputs;
 mod s3;
@@ -67,6 +68,8 @@ use super::{
     ParameterStore, SecretsManager, Sqs, StackCapability, StackDescription, StackEvent,
     StackStatus, Sts, TenantCredentials,
 };
+use bedrock::BedrockState;
+pub use bedrock::FakeBedrock;
 use cloudformation::StackState;
 pub use cloudformation::{FakeCloudFormation, NO_CHANGES};
 pub use s3::{FakeS3, S3Fault, S3Operation};
@@ -279,6 +282,7 @@ struct State {
     sqs: SqsState,
     s3: s3::S3State,
     secrets: SecretsState,
+    bedrock: BedrockState,
 }
 
 impl State {
@@ -394,6 +398,7 @@ impl FakeCloud {
             sqs: SqsState::default(),
             s3: s3::S3State::default(),
             secrets: SecretsState::default(),
+            bedrock: BedrockState::default(),
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -698,6 +703,14 @@ impl Connector for FakeCloud {
 
     fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
         Arc::new(FakeS3::new(self.clone(), access.clone()))
+    }
+
+    fn tenant_bedrock(
+        &self,
+        credentials: Arc<TenantCredentials>,
+        region: Region,
+    ) -> Arc<dyn super::Bedrock> {
+        Arc::new(FakeBedrock::new(self.clone(), credentials, region))
     }
 
     fn secrets_manager(&self, scope: &ClientScope) -> Arc<dyn SecretsManager> {
