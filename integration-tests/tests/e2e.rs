@@ -16,6 +16,8 @@ use stacks::builtin::worker::WorkerOutputs;
 mod agent;
 #[path = "e2e/aws_sdk.rs"]
 mod aws_sdk;
+#[path = "e2e/customer_dependencies.rs"]
+mod customer_dependencies;
 #[path = "e2e/deploy.rs"]
 mod deploy;
 #[path = "e2e/heartbeat.rs"]

@@ -10,8 +10,9 @@
 
 pub mod llm;
 pub mod resolve;
-
+pub mod runner;
 pub mod storage;
+pub mod workers;
 
 use std::fmt;
 use std::sync::Arc;
@@ -207,7 +208,10 @@ pub async fn run(probe: &dyn Probe, target: &ProbeTarget, deadline: Duration) ->
         Ok(finding) => finding,
         Err(_) => Finding::Fail(ProbeError::new(
             &format!("{}.timeout", probe.name()),
-            format!("the {} check did not finish within {deadline:?}", probe.name()),
+            format!(
+                "the {} check did not finish within {deadline:?}",
+                probe.name()
+            ),
             "check that the endpoint is reachable from the coordinator (network, firewall, VPC endpoint) and not overloaded; then run `coordinator check` again",
         )),
     };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use integration_tests::{random_account_id, random_external_id, workspace_binary};
 
 /// A minimal HTTP/1.1 GET (the test needs no client library for this).
-fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
