@@ -1121,7 +1121,27 @@ fn untyped(scrape: &prometheus_parse::Scrape, metric: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_parse_and_match_the_fleet() {
+    use coordinator::probes::{ProbeError, ProbeName, ProbeOutcome, ProbeStatus};
+    use coordinator::store::ProbeStore;
     let w = World::start().await;
+    // Two probe outcomes: acme's storage passes, globex's LLM key fails.
+    let passed_at = chrono::Utc::now();
+    for (tenant, probe, status) in [
+        ("acme", ProbeName::Storage, ProbeStatus::Passing),
+        ("globex", ProbeName::Llm, ProbeStatus::Failing),
+    ] {
+        let outcome = ProbeOutcome {
+            tenant: tenant.parse().unwrap(),
+            probe,
+            status,
+            at: passed_at,
+            latency_ms: 3,
+            error: (status == ProbeStatus::Failing)
+                .then(|| ProbeError::new("llm.invalid_key", "401", "rotate the key")),
+            detail: None,
+        };
+        w.store.put_probe(&outcome, "sha256:x").await.unwrap();
+    }
     let seen = w.get("/metrics", Auth::Bearer(&w.viewer)).await;
     assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
     assert_eq!(
@@ -1144,6 +1164,8 @@ async fn metrics_parse_and_match_the_fleet() {
         "docproc_heartbeat_errors_total",
         "docproc_deployments_total",
         "docproc_tenant_last_heartbeat_timestamp_seconds",
+        "docproc_probes",
+        "docproc_probe_last_pass_timestamp_seconds",
     ] {
         assert!(scrape.docs.contains_key(family), "no HELP for {family}");
         assert!(
@@ -1151,6 +1173,36 @@ async fn metrics_parse_and_match_the_fleet() {
             "no TYPE for {family}"
         );
     }
+
+    // Tenants by latest probe outcome, and the last pass per tenant.
+    for (probe, status, n) in [
+        ("storage", "passing", 1.0),
+        ("storage", "failing", 0.0),
+        ("llm", "failing", 1.0),
+        ("heartbeat", "passing", 0.0),
+    ] {
+        assert_eq!(
+            gauge(
+                &scrape,
+                "docproc_probes",
+                &[("probe", probe), ("status", status)]
+            ),
+            n,
+            "{probe} {status}"
+        );
+    }
+    let passes: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "docproc_probe_last_pass_timestamp_seconds")
+        .map(|s| {
+            (
+                s.labels.get("tenant").unwrap().to_owned(),
+                s.labels.get("probe").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(passes, [("acme".to_owned(), "storage".to_owned())]);
 
     // Tenants per state, one series per state.
     for h in Health::ALL {

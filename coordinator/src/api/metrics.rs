@@ -8,7 +8,12 @@
 //!   `..._pongs_unmatched_total`, `..._malformed_total`, `..._errors_total`;
 //! - `docproc_deployments_total{outcome}`: deployments by outcome (6);
 //! - `docproc_tenant_last_heartbeat_timestamp_seconds{tenant}`: one series
-//!   per monitored tenant (bounded by the fleet size in deploy.toml).
+//!   per monitored tenant (bounded by the fleet size in deploy.toml);
+//! - `docproc_probes{probe,status}`: gauge, tenants by their latest probe
+//!   outcome (4 probes x 3 statuses);
+//! - `docproc_probe_last_pass_timestamp_seconds{tenant,probe}`: when each
+//!   customer-managed dependency last passed (tenants x 4, bounded by the
+//!   fleet size).
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -20,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState};
 use crate::heartbeat::detector::Health;
 use crate::manifest::raw::TokenRole;
+use crate::probes::{ProbeName, ProbeStatus};
 
 /// Bucket upper bounds of the round-trip histogram, in seconds.
 pub const RTT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -165,6 +171,49 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
                 "docproc_tenant_last_heartbeat_timestamp_seconds{{tenant=\"{}\"}} {}",
                 escape(s.tenant.as_str()),
                 seen.timestamp_millis() as f64 / 1000.0
+            );
+        }
+    }
+    let probes = state.store.probes(None).await.map_err(super::internal)?;
+    let _ = writeln!(
+        out,
+        "# HELP docproc_probes Tenants by their latest probe outcome."
+    );
+    let _ = writeln!(out, "# TYPE docproc_probes gauge");
+    for probe in ProbeName::ALL {
+        for status in [
+            ProbeStatus::Passing,
+            ProbeStatus::Failing,
+            ProbeStatus::NotApplicable,
+        ] {
+            let n = probes
+                .iter()
+                .filter(|p| p.outcome.probe == *probe && p.outcome.status == status)
+                .count();
+            let _ = writeln!(
+                out,
+                "docproc_probes{{probe=\"{}\",status=\"{}\"}} {n}",
+                probe.as_str(),
+                status.as_str()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docproc_probe_last_pass_timestamp_seconds When each tenant's probe last passed (Unix time)."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE docproc_probe_last_pass_timestamp_seconds gauge"
+    );
+    for p in &probes {
+        if let Some(at) = p.last_passed_at {
+            let _ = writeln!(
+                out,
+                "docproc_probe_last_pass_timestamp_seconds{{tenant=\"{}\",probe=\"{}\"}} {}",
+                escape(p.outcome.tenant.as_str()),
+                p.outcome.probe.as_str(),
+                at.timestamp_millis() as f64 / 1000.0
             );
         }
     }
