@@ -1,12 +1,16 @@
 //! What a customer's security team checks in our templates, as tests: no
 //! wildcard principals or actions in grants, the deploy role requires the
 //! ExternalId, data at rest is encrypted, public access is blocked, TLS is
-//! enforced, and stack-created roles carry the workload boundary.
+//! enforced, and stack-created roles carry the workload boundary; `*`
+//! resources only for actions that have no narrower resource; the deploy
+//! role's data-plane grants (secrets, probes) are limited to the prefixes
+//! the coordinator uses (decision 0006).
 
 mod support;
 
 use serde_json::Value;
 use stacks::RenderedStack;
+use stacks::builtin::bootstrap::{DEPLOY_ROLE_NAME, STORAGE_PROBE_PREFIX, TENANT_SECRETS_PREFIX};
 
 /// Every IAM policy document in a template, with where it is.
 fn policy_documents(stack: &RenderedStack) -> Vec<(String, Value)> {
@@ -253,4 +257,265 @@ fn stack_created_roles_carry_the_workload_boundary() {
             );
         }
     }
+}
+
+/// Actions AWS authorizes only on `Resource: "*"` (they have no resource
+/// type), each either read-only or creating something new. Any other `*`
+/// resource in an identity or resource policy is a finding. In a key
+/// policy, `*` means the key itself and is always allowed.
+const ACTIONS_ONLY_ON_ANY_RESOURCE: &[&str] = &[
+    // The execution role creates the storage stack's key; the new key's ARN
+    // does not exist before the call.
+    "kms:CreateKey",
+    // Random bytes for placeholder secret values; touches no secret.
+    "secretsmanager:GetRandomPassword",
+    // The deploy role lists the tenant's secret *names* (never values);
+    // the coordinator filters on `doc-platform/<tenant>/`.
+    "secretsmanager:ListSecrets",
+    // The LLM probe reads the region's model catalogue, not customer data.
+    "bedrock:ListFoundationModels",
+];
+
+/// The one statement with `sid` in `doc`.
+fn statement<'a>(doc: &'a Value, sid: &str) -> &'a Value {
+    let found: Vec<&Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Sid"] == sid)
+        .collect();
+    assert_eq!(found.len(), 1, "statement {sid}");
+    found[0]
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    as_list(&statement["Action"])
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `Fn::Sub` string of a resource (or of the only resource).
+fn sub(resource: &Value) -> &str {
+    resource["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a Fn::Sub: {resource}"))
+}
+
+#[test]
+fn wildcard_resources_only_for_actions_without_resource_level_permissions() {
+    let mut wildcards = 0;
+    for (label, stack) in support::all_examples() {
+        for (at, doc) in policy_documents(&stack) {
+            if at.ends_with("KeyPolicy") {
+                continue; // in a key policy, "*" is the key itself
+            }
+            for s in doc["Statement"].as_array().unwrap() {
+                if s["Effect"] != "Allow" {
+                    continue;
+                }
+                let resources = as_list(&s["Resource"]);
+                if !resources.iter().any(|r| r == "*") {
+                    continue;
+                }
+                wildcards += 1;
+                assert_eq!(resources.len(), 1, "{label} {at}: mixes * with ARNs");
+                for action in actions(s) {
+                    assert!(
+                        ACTIONS_ONLY_ON_ANY_RESOURCE.contains(&action.as_str()),
+                        "{label} {at}: {action} on Resource * (it has a resource type: name it)"
+                    );
+                }
+            }
+        }
+    }
+    assert!(wildcards > 0, "the walk found no * resource: it is broken");
+}
+
+/// The deploy role's inline policy in a bootstrap example.
+fn deploy_policy(stack: &RenderedStack) -> Value {
+    let role = &stack.template.body()["Resources"]["CoordinatorDeployRole"]["Properties"];
+    assert_eq!(role["RoleName"], DEPLOY_ROLE_NAME);
+    role["Policies"][0]["PolicyDocument"].clone()
+}
+
+#[test]
+fn deploy_role_keeps_tenant_secrets_only_under_the_coordinator_prefix() {
+    for (label, stack) in support::all_examples()
+        .into_iter()
+        .filter(|(l, _)| l.starts_with("bootstrap"))
+    {
+        let doc = deploy_policy(&stack);
+
+        // Secrets Manager: exactly what coordinator::secrets calls, on
+        // `doc-platform/*` only (the ARN's random suffix is under the `*`).
+        let sm = statement(&doc, "TenantSecretsInSecretsManager");
+        assert_eq!(
+            actions(sm),
+            [
+                "secretsmanager:CreateSecret",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:DeleteSecret"
+            ],
+            "{label}"
+        );
+        let secrets_arn = format!(
+            "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{TENANT_SECRETS_PREFIX}/*"
+        );
+        assert_eq!(sub(&sm["Resource"]), secrets_arn, "{label}");
+        let list = statement(&doc, "ListTenantSecretNames");
+        assert_eq!(actions(list), ["secretsmanager:ListSecrets"], "{label}");
+
+        let ssm = statement(&doc, "TenantSecretsInParameterStore");
+        assert_eq!(
+            actions(ssm),
+            [
+                "ssm:PutParameter",
+                "ssm:GetParameter",
+                "ssm:GetParametersByPath",
+                "ssm:DeleteParameter"
+            ],
+            "{label}"
+        );
+        let parameters_arn = format!(
+            "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/{TENANT_SECRETS_PREFIX}/*"
+        );
+        assert_eq!(sub(&ssm["Resource"]), parameters_arn, "{label}");
+
+        // A customer-managed key only through the service, only for those
+        // names (its encryption context); the AWS managed keys need nothing.
+        for (sid, service, context, arn) in [
+            (
+                "TenantSecretsKeyThroughSecretsManager",
+                "secretsmanager",
+                "kms:EncryptionContext:SecretARN",
+                &secrets_arn,
+            ),
+            (
+                "TenantSecretsKeyThroughParameterStore",
+                "ssm",
+                "kms:EncryptionContext:PARAMETER_ARN",
+                &parameters_arn,
+            ),
+        ] {
+            let s = statement(&doc, sid);
+            let condition = &s["Condition"];
+            assert_eq!(
+                sub(&condition["StringEquals"]["kms:ViaService"]),
+                format!("{service}.${{AWS::Region}}.amazonaws.com"),
+                "{label} {sid}"
+            );
+            assert_eq!(sub(&condition["StringLike"][context]), arn, "{label} {sid}");
+        }
+
+        for s in doc["Statement"].as_array().unwrap() {
+            let sid = s["Sid"].as_str().unwrap();
+            for action in actions(s) {
+                // No other statement touches secrets or parameters.
+                if action.starts_with("secretsmanager:") || action.starts_with("ssm:") {
+                    assert!(
+                        sid.starts_with("TenantSecrets") || sid == "ListTenantSecretNames",
+                        "{label} {sid}: {action}"
+                    );
+                }
+                // Every key use goes through a service, never direct.
+                if action.starts_with("kms:") {
+                    assert!(
+                        !s["Condition"]["StringEquals"]["kms:ViaService"].is_null(),
+                        "{label} {sid}: {action} without kms:ViaService"
+                    );
+                }
+                // The deploy role's own policy reaches no bucket: the storage
+                // stack's bucket policy grants the probe's prefix.
+                assert!(!action.starts_with("s3:"), "{label} {sid}: {action}");
+            }
+        }
+
+        let bedrock = statement(&doc, "ProbeListsBedrockModels");
+        assert_eq!(
+            actions(bedrock),
+            ["bedrock:ListFoundationModels"],
+            "{label}"
+        );
+        assert!(
+            actions(bedrock).len() == 1 && bedrock["Resource"] == "*",
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn storage_stack_lets_the_deploy_role_probe_only_its_prefix() {
+    let deploy_role =
+        format!("arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{DEPLOY_ROLE_NAME}");
+    let mut key_policies = 0;
+    for (label, stack) in support::all_examples()
+        .into_iter()
+        .filter(|(l, _)| l.starts_with("storage"))
+    {
+        let resources = &stack.template.body()["Resources"];
+        let policy = &resources["DocumentsBucketPolicy"]["Properties"]["PolicyDocument"];
+        let allows: Vec<&Value> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Effect"] == "Allow")
+            .collect();
+        assert_eq!(allows.len(), 2, "{label}: only the probe's two grants");
+        for s in &allows {
+            assert_eq!(sub(&s["Principal"]["AWS"]), deploy_role, "{label}");
+        }
+
+        let objects = statement(policy, "CoordinatorStorageProbeObjects");
+        assert_eq!(
+            actions(objects),
+            ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+            "{label}"
+        );
+        assert_eq!(
+            sub(&objects["Resource"]),
+            format!("${{DocumentsBucket.Arn}}/{STORAGE_PROBE_PREFIX}/*"),
+            "{label}"
+        );
+
+        let list = statement(policy, "CoordinatorStorageProbeConfirmsDeletion");
+        assert_eq!(actions(list), ["s3:ListBucket"], "{label}");
+        assert_eq!(
+            list["Resource"]["Fn::GetAtt"],
+            serde_json::json!(["DocumentsBucket", "Arn"])
+        );
+        for prefix in as_list(&list["Condition"]["StringLike"]["s3:prefix"]) {
+            assert!(
+                prefix
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{STORAGE_PROBE_PREFIX}/")),
+                "{label}: ListBucket beyond the probe's prefix: {prefix}"
+            );
+        }
+        assert!(!list["Condition"]["StringLike"]["s3:prefix"].is_null());
+
+        // The key the stack creates: the deploy role may use it only
+        // through S3 (so only on objects S3 lets it touch).
+        for (at, doc) in policy_documents(&stack) {
+            if !at.ends_with("KeyPolicy") {
+                continue;
+            }
+            key_policies += 1;
+            let probe = statement(&doc, "CoordinatorStorageProbeThroughS3");
+            assert_eq!(probe["Principal"]["AWS"], deploy_role, "{label}");
+            assert_eq!(
+                actions(probe),
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                "{label}"
+            );
+            assert_eq!(
+                probe["Condition"]["StringEquals"]["kms:ViaService"],
+                "s3.${AWS::Region}.amazonaws.com",
+                "{label}"
+            );
+        }
+    }
+    assert_eq!(key_policies, 1, "only the created key has a policy of ours");
 }

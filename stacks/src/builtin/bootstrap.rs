@@ -7,6 +7,14 @@
 //! `CloudFormationExecutionRole`, which holds the resource permissions. Roles
 //! that stacks create must carry the `WorkloadBoundary` permissions boundary,
 //! so nothing deployed through this path can exceed it.
+//!
+//! The deploy role also has the data-plane grants the coordinator's own
+//! features need in the account (decision 0006): the tenant's secrets under
+//! [`TENANT_SECRETS_PREFIX`] in Secrets Manager and Parameter Store (and a
+//! customer-managed key only through those services, for those names), and
+//! `bedrock:ListFoundationModels` for the LLM probe. The storage probe's
+//! access to the storage stack's bucket and key is granted by that stack's
+//! bucket and key policies, limited to [`STORAGE_PROBE_PREFIX`].
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,6 +31,14 @@ pub const DEPLOY_ROLE_NAME: &str = "docproc-coordinator-deploy";
 pub const EXECUTION_ROLE_NAME: &str = "docproc-cloudformation-execution";
 /// Name of the managed policy every stack-created role must use as boundary.
 pub const WORKLOAD_BOUNDARY_NAME: &str = "docproc-workload-boundary";
+/// The name prefix under which the deploy role may keep the tenant's
+/// secrets (Secrets Manager `doc-platform/*`, SSM `/doc-platform/*`): the
+/// coordinator's default secrets prefix. A tenant configured with another
+/// `prefix` and `account = "tenant"` is not covered by the template.
+pub const TENANT_SECRETS_PREFIX: &str = "doc-platform";
+/// The key prefix the storage probe writes its canary under; the only part
+/// of the storage stack's bucket the deploy role may touch.
+pub const STORAGE_PROBE_PREFIX: &str = "docproc-probe";
 
 /// Marker type for the bootstrap stack.
 #[derive(Debug, Clone, Copy)]
