@@ -110,7 +110,7 @@ pub mod code {
 }
 
 /// The prefix of every canary key.
-pub const CANARY_PREFIX: &str = "docproc-probe";
+pub const CANARY_PREFIX: &str = stacks::builtin::bootstrap::STORAGE_PROBE_PREFIX;
 
 /// Where the probe points people for policies to copy.
 const ADMIN_DOC: &str = "docs/admin/s3-customer-storage.md";

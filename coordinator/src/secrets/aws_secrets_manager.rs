@@ -23,7 +23,7 @@ use super::{BackendKind, SecretError, SecretMeta, SecretName, SecretStore, Secre
 use crate::aws::{ErrorKind, SecretsManager};
 
 /// The name prefix when none is configured.
-pub const DEFAULT_PREFIX: &str = "doc-platform";
+pub const DEFAULT_PREFIX: &str = stacks::builtin::bootstrap::TENANT_SECRETS_PREFIX;
 
 /// Secrets Manager as a [`SecretStore`].
 #[derive(Debug)]
