@@ -4,7 +4,7 @@
 //! enforced, and stack-created roles carry the workload boundary; `*`
 //! resources only for actions that have no narrower resource; the deploy
 //! role's data-plane grants (secrets, probes) are limited to the prefixes
-//! the coordinator uses (decision 0006).
+//! the coordinator uses (decision 0007).
 
 mod support;
 

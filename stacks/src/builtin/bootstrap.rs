@@ -9,7 +9,7 @@
 //! so nothing deployed through this path can exceed it.
 //!
 //! The deploy role also has the data-plane grants the coordinator's own
-//! features need in the account (decision 0006): the tenant's secrets under
+//! features need in the account (decision 0007): the tenant's secrets under
 //! [`TENANT_SECRETS_PREFIX`] in Secrets Manager and Parameter Store (and a
 //! customer-managed key only through those services, for those names), and
 //! `bedrock:ListFoundationModels` for the LLM probe. The storage probe's
