@@ -462,7 +462,11 @@ async fn the_dashboard_shows_a_dead_tenant_in_a_real_browser() {
         "Customer-managed",
         "anthropic model claude-sonnet-4-5",
         "key in secret `llm-api-key`",
-        "not checked yet",
+        "FAILING",
+        "llm.invalid_key Anthropic refused the key (401)",
+        "What to do: store a valid key with `coordinator secret rotate",
+        "7 min ago",
+        "n/a (vendor-hosted)",
         "Disabled: fails closed",
         "Version 1",
         "by arn:aws:sts::111111111111:assumed-role/sre/alice",
@@ -527,4 +531,27 @@ async fn configure_byok(store: &SqliteStore, manifest: &Manifest, tenant: &str) 
     change::set_config(store, t, config, Some(0), actor)
         .await
         .unwrap();
+
+    // Its key passed a probe, then the customer revoked it.
+    use coordinator::probes::{ProbeError, ProbeName, ProbeOutcome, ProbeStatus};
+    use coordinator::store::ProbeStore;
+    let digest = store.current_privacy(&t.id).await.unwrap().unwrap().digest;
+    for (status, minutes_ago) in [(ProbeStatus::Passing, 7), (ProbeStatus::Failing, 1)] {
+        let outcome = ProbeOutcome {
+            tenant: t.id.clone(),
+            probe: ProbeName::Llm,
+            status,
+            at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+            latency_ms: 120,
+            error: (status == ProbeStatus::Failing).then(|| {
+                ProbeError::new(
+                    "llm.invalid_key",
+                    "Anthropic refused the key (401)",
+                    "store a valid key with `coordinator secret rotate --tenant globex llm-api-key`",
+                )
+            }),
+            detail: None,
+        };
+        store.put_probe(&outcome, &digest).await.unwrap();
+    }
 }

@@ -147,7 +147,26 @@ async fn show(cli: &Cli, args: &TenantArg) -> CmdResult {
     let probes = store.probes(Some(&tenant.id)).await.map_err(failed)?;
     match cli.output {
         OutputFormat::Json => println!("{}", view(tenant, &record, &probes)),
-        OutputFormat::Human => print!("{}", human(tenant, &record)),
+        OutputFormat::Human => {
+            print!("{}", human(tenant, &record));
+            let v = PrivacyView::new(tenant, &record, &probes);
+            for (name, check) in [("storage", &v.storage.check), ("llm", &v.llm.check)] {
+                if check.state == "not_applicable" {
+                    continue;
+                }
+                let validated = check
+                    .last_validated
+                    .map(|t| format!(", last validated {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                    .unwrap_or_else(|| ", never validated".into());
+                println!("  check {name:<7} {}{validated}", check.state);
+                if let (Some(code), Some(error)) = (&check.last_error_code, &check.last_error) {
+                    println!("    {code}: {error}");
+                }
+                if let Some(remedy) = &check.remedy {
+                    println!("    what to do: {remedy}");
+                }
+            }
+        }
     }
     Ok(())
 }

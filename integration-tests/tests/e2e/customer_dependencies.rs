@@ -252,6 +252,7 @@ async fn customer_storage_and_byok_pass_then_a_broken_grant_fails_closed_within_
     let privacy = || {
         let (code, body) = get(&addr, &privacy_path, Some(&viewer));
         assert_eq!(code, 200, "{body}");
+        assert!(!body.contains(LLM_KEY), "the key in an API reply: {body}");
         serde_json::from_str::<serde_json::Value>(&body).expect("json")
     };
 
@@ -308,6 +309,7 @@ async fn customer_storage_and_byok_pass_then_a_broken_grant_fails_closed_within_
     // Fail closed: the workers are told no, never "use the hosted bucket".
     let (code, body) = get(&addr, &effective_path, Some(&service));
     assert_eq!(code, 424, "{body}");
+    assert!(!body.contains(LLM_KEY), "the key in an API reply: {body}");
     let refused: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(refused["refusals"][0]["dependency"], "storage", "{refused}");
     assert_eq!(refused["refusals"][0]["code"], "storage.access_denied_put");

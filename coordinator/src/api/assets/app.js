@@ -344,7 +344,7 @@ function privacyPanel(p) {
       el('td', null, checkText(dep.check)),
       el('td', null, dep.check.last_validated ? relative(dep.check.last_validated, 'ago') : '—'),
       el('td', null, dep.check.last_error
-        ? [dep.check.last_error, dep.check.remedy ? el('div', { class: 'sub' }, `What to do: ${dep.check.remedy}`) : '']
+        ? [el('code', { class: 'error-code' }, dep.check.last_error_code || ''), ' ', dep.check.last_error, dep.check.remedy ? el('div', { class: 'sub' }, `What to do: ${dep.check.remedy}`) : '']
         : '—')));
   const fb = p.hosted_fallback;
   const customer = p.storage.managed_by === 'customer' || p.llm.managed_by === 'customer';
