@@ -192,9 +192,14 @@ fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
     let mut newest: Option<(SystemTime, PathBuf)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
-        // Other binaries of the crate (`src/bin/`) are not part of this one.
+        // Other binaries of the crate (`src/bin/`) are not part of this one,
+        // and hidden files (editor swap files, insta's pending snapshots
+        // written while tests run) are not sources.
         let other_binaries = path.file_name().is_some_and(|n| n == "bin");
-        let candidate = if other_binaries {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let candidate = if other_binaries || hidden {
             None
         } else if path.is_dir() {
             newest_file(&path)
