@@ -1472,9 +1472,8 @@ fn token_new_checks_its_subject() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn privacy_configuration_is_shown_and_changed_only_by_operators_with_audit() {
-    use coordinator::secrets::BackendKind;
     use coordinator::store::PrivacyStore;
-    use coordinator::store::privacy::{SecretAction, SecretWrite};
+
     use serde_json::json;
 
     let w = World::start().await;
@@ -1575,26 +1574,13 @@ async fn privacy_configuration_is_shown_and_changed_only_by_operators_with_audit
     );
 
     // Once the secret exists, the operator's change is written and audited.
-    let secret_put = SecretWrite {
-        tenant: "acme".parse().unwrap(),
-        name: "llm-api-key".parse().unwrap(),
-        backend: BackendKind::Hosted,
-        version: Some("1".into()),
-        digest: Some("hmac-sha256:00".into()),
-        action: SecretAction::Put,
-        actor: "test".into(),
-        at: chrono::Utc::now(),
-    };
-    let secret_audit = coordinator::store::NewAuditEntry {
-        actor: "test".into(),
-        tenant: Some("acme".parse().unwrap()),
-        action: "secret.put".into(),
-        details: json!({}),
-    };
-    w.store
-        .record_secret_write(secret_put, secret_audit)
-        .await
-        .unwrap();
+    support::record_secret_put(
+        w.store.as_ref(),
+        &"acme".parse().unwrap(),
+        "llm-api-key",
+        "test",
+    )
+    .await;
     let seen = w
         .send_with(Method::PUT, path, Auth::Bearer(&w.operator), Some(&byok))
         .await;
@@ -1676,7 +1662,7 @@ async fn privacy_configuration_is_shown_and_changed_only_by_operators_with_audit
 async fn effective_config_fails_closed_for_service_tokens() {
     use coordinator::privacy::change;
     use coordinator::probes::{ProbeError, ProbeName, ProbeOutcome, ProbeStatus};
-    use coordinator::store::privacy::{SecretAction, SecretWrite};
+
     use coordinator::store::{PrivacyStore, ProbeStore};
     use serde_json::json;
 
@@ -1705,23 +1691,7 @@ async fn effective_config_fails_closed_for_service_tokens() {
     assert_eq!(seen.json()["llm"], json!({"use": "hosted"}));
 
     // acme brings its own key: refused until the probe passes.
-    let write = SecretWrite {
-        tenant: acme.id.clone(),
-        name: "llm-api-key".parse().unwrap(),
-        backend: coordinator::secrets::BackendKind::Hosted,
-        version: Some("1".into()),
-        digest: Some("sha256:00".into()),
-        action: SecretAction::Put,
-        actor: "test".into(),
-        at: chrono::Utc::now(),
-    };
-    let audit = coordinator::store::NewAuditEntry {
-        actor: "test".into(),
-        tenant: Some(acme.id.clone()),
-        action: "secret.put".into(),
-        details: json!({}),
-    };
-    w.store.record_secret_write(write, audit).await.unwrap();
+    support::record_secret_put(w.store.as_ref(), &acme.id, "llm-api-key", "test").await;
     let config = serde_json::from_value(json!({"llm": {"mode": "byok", "provider": "anthropic",
         "model": "claude-sonnet-4-5", "key": "llm-api-key"}}))
     .unwrap();

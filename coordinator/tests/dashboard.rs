@@ -500,30 +500,13 @@ async fn the_dashboard_shows_a_dead_tenant_in_a_real_browser() {
 async fn configure_byok(store: &SqliteStore, manifest: &Manifest, tenant: &str) {
     use coordinator::privacy::change;
     use coordinator::store::PrivacyStore;
-    use coordinator::store::privacy::{SecretAction, SecretWrite};
     let actor = "arn:aws:sts::111111111111:assumed-role/sre/alice";
     let t = manifest
         .tenants
         .iter()
         .find(|t| t.id.as_str() == tenant)
         .unwrap();
-    let write = SecretWrite {
-        tenant: t.id.clone(),
-        name: "llm-api-key".parse().unwrap(),
-        backend: coordinator::secrets::BackendKind::Hosted,
-        version: Some("1".into()),
-        digest: Some("hmac-sha256:00".into()),
-        action: SecretAction::Put,
-        actor: actor.into(),
-        at: chrono::Utc::now(),
-    };
-    let audit = coordinator::store::NewAuditEntry {
-        actor: actor.into(),
-        tenant: Some(t.id.clone()),
-        action: "secret.put".into(),
-        details: serde_json::json!({}),
-    };
-    store.record_secret_write(write, audit).await.unwrap();
+    support::record_secret_put(store, &t.id, "llm-api-key", actor).await;
     let config = serde_json::from_value(serde_json::json!({
         "llm": {"mode": "byok", "provider": "anthropic", "model": "claude-sonnet-4-5", "key": "llm-api-key"}
     }))

@@ -6,6 +6,7 @@
 //! token's subject as the actor of the audit entry.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,61 +91,57 @@ fn refused(e: ChangeError) -> Response {
     }
 }
 
-fn changed(s: &Changed) -> Response {
-    Json(json!(s)).into_response()
+/// The response to a change: the outcome, or why it was refused.
+fn respond(result: Result<Changed, ChangeError>) -> Response {
+    match result {
+        Ok(outcome) => Json(json!(outcome)).into_response(),
+        Err(e) => refused(e),
+    }
+}
+
+/// What every change request starts with: an operator token (its subject
+/// is the actor), a known tenant, a well-formed body (422 otherwise).
+fn change_request<'a, T>(
+    s: &'a AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<(&'a Tenant, T, String), ApiError> {
+    let caller = s.tokens.check(headers, TokenRole::Operator)?;
+    let tenant = find_tenant(s, id)?;
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
+    Ok((tenant, body, format!("token:{}", caller.subject)))
 }
 
 pub(super) async fn put_privacy(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<SetPrivacy>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SetPrivacy>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = s.tokens.check(&headers, TokenRole::Operator)?;
-    let tenant = find_tenant(&s, &id)?;
-    let Json(body) = body.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
-    let actor = format!("token:{}", caller.subject);
-    Ok(
-        match change::set_config(
-            s.store.as_ref(),
-            tenant,
-            body.config,
-            Some(body.expected_version),
-            &actor,
-        )
-        .await
-        {
-            Ok(outcome) => changed(&outcome),
-            Err(e) => refused(e),
-        },
-    )
+    let (tenant, body, actor) = change_request(&s, &headers, &id, body)?;
+    let expected = Some(body.expected_version);
+    let result = change::set_config(s.store.as_ref(), tenant, body.config, expected, &actor).await;
+    Ok(respond(result))
 }
 
 pub(super) async fn put_fallback(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<SetFallback>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SetFallback>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = s.tokens.check(&headers, TokenRole::Operator)?;
-    let tenant = find_tenant(&s, &id)?;
-    let Json(body) = body.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
-    let actor = format!("token:{}", caller.subject);
-    Ok(
-        match change::set_fallback(
-            s.store.as_ref(),
-            tenant,
-            body.enabled,
-            body.reason.as_deref(),
-            Some(body.expected_version),
-            &actor,
-        )
-        .await
-        {
-            Ok(outcome) => changed(&outcome),
-            Err(e) => refused(e),
-        },
+    let (tenant, body, actor) = change_request(&s, &headers, &id, body)?;
+    let result = change::set_fallback(
+        s.store.as_ref(),
+        tenant,
+        body.enabled,
+        body.reason.as_deref(),
+        Some(body.expected_version),
+        &actor,
     )
+    .await;
+    Ok(respond(result))
 }
 
 /// `GET /api/v1/tenants/{id}/effective-config` (service or operator

@@ -395,3 +395,31 @@ pub async fn deploy_on(
     assert!(report.failed().is_empty(), "{report:?}");
     report
 }
+
+/// Records that `tenant` stored secret `name` (as `coordinator secret put`
+/// does after writing the value), so configurations may reference it.
+pub async fn record_secret_put(
+    store: &dyn coordinator::store::Store,
+    tenant: &TenantId,
+    name: &str,
+    actor: &str,
+) {
+    use coordinator::store::privacy::{SecretAction, SecretWrite};
+    let write = SecretWrite {
+        tenant: tenant.clone(),
+        name: name.parse().unwrap(),
+        backend: coordinator::secrets::BackendKind::Hosted,
+        version: Some("1".into()),
+        digest: Some("sha256:00".into()),
+        action: SecretAction::Put,
+        actor: actor.into(),
+        at: chrono::Utc::now(),
+    };
+    let audit = coordinator::store::NewAuditEntry {
+        actor: actor.into(),
+        tenant: Some(tenant.clone()),
+        action: "secret.put".into(),
+        details: serde_json::json!({ "name": name }),
+    };
+    store.record_secret_write(write, audit).await.unwrap();
+}
