@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use integration_tests::{assume_role, random_account_id, random_external_id, workspace_binary};
 
 use crate::serve::get;
