@@ -226,6 +226,12 @@ async fn customer_storage_and_byok_pass_then_a_broken_grant_fails_closed_within_
         Some("not_applicable"),
         "{report}"
     );
+    for outcome in report["outcomes"].as_array().expect("outcomes") {
+        eprintln!(
+            "probe {} {} in {} ms",
+            outcome["probe"], outcome["status"], outcome["latency_ms"]
+        );
+    }
 
     // The service runs the probes every second.
     let mut serve = crate::moto_command(&coordinator_bin())
