@@ -23,6 +23,8 @@ use stacks::ids::TenantId;
 
 use support::*;
 
+#[path = "rollout_fake/order.rs"]
+mod order;
 #[path = "rollout_fake/takeover.rs"]
 mod takeover;
 

@@ -33,7 +33,17 @@
 //!
 //! The stack wait policy (`--poll-min-ms`, `--poll-max-ms`) is the
 //! `Fleet::stack_wait` the rollout polls each operation with; the `rollout`
-//! command uses `WaitPolicy::STACK` (2 s up to 15 s). Linux only.
+//! command uses `rollout::STACK_WAIT`. Real operations take minutes; to
+//! model them without waiting, scale operation times and poll delays down
+//! by the same factor: the polling's lateness scales with them, so the
+//! ratios to the ideals hold (the coordinator's own per-poll cost does not
+//! scale, which makes a scaled run slightly pessimistic). Linux only.
+//!
+//! ```sh
+//! # 30 s..2 min operations and 2 s..15 s polls, at 1/50 speed:
+//! cargo run --release -p coordinator --bin bench-rollout -- \
+//!     --min-op-ms 600 --max-op-ms 2400 --poll-min-ms 40 --poll-max-ms 300
+//! ```
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -51,9 +61,9 @@ use coordinator::aws::fake::{FakeCloud, Trust};
 use coordinator::deploy::Fleet;
 use coordinator::heartbeat::detector::Health;
 use coordinator::manifest;
-use coordinator::rollout::{HealthSource, Runner};
-use coordinator::store::RolloutEvent;
+use coordinator::rollout::{HealthSource, Runner, order};
 use coordinator::store::sqlite::SqliteStore;
+use coordinator::store::{NewRolloutEvent, RolloutEvent, Store as _};
 use coordinator::wait::WaitPolicy;
 use rand::{Rng, SeedableRng};
 use stacks::StackKind;
@@ -92,6 +102,12 @@ struct Args {
     /// Largest delay between polls of a stack operation, ms.
     #[arg(long, default_value_t = 50)]
     poll_max_ms: u64,
+    /// Record a previous rollout of the same fleet first, in which each
+    /// tenant took its drawn time ± this percentage (uniform), as the
+    /// history the rollout orders each wave by. Without it there is no
+    /// history (a first rollout: manifest order).
+    #[arg(long, value_name = "PERCENT")]
+    history_noise: Option<u32>,
 }
 
 // ----- /proc -----
@@ -138,16 +154,21 @@ impl HealthSource for NoHealth {
 /// schedule, and the issue's formula.
 struct Ideal {
     bound: f64,
+    /// In the order the rollout starts tenants.
     schedule: f64,
+    /// In manifest order.
+    manifest: f64,
+    /// The same greedy schedule with the longest tenants first: what an
+    /// oracle of operation times could reach by ordering.
+    longest_first: f64,
     formula: f64,
 }
 
-fn ideal(tenant_times: &[f64], ops: &[f64], concurrency: usize) -> Ideal {
-    let sum: f64 = tenant_times.iter().sum();
-    let longest = tenant_times.iter().copied().fold(0.0, f64::max);
-    // Greedy in order: each tenant starts on the slot that frees first.
+/// Makespan of starting `times` in order, each on the slot that frees
+/// first.
+fn greedy(times: impl IntoIterator<Item = f64>, concurrency: usize) -> f64 {
     let mut slots = vec![0.0f64; concurrency.max(1)];
-    for t in tenant_times {
+    for t in times {
         let (i, _) = slots
             .iter()
             .enumerate()
@@ -155,12 +176,55 @@ fn ideal(tenant_times: &[f64], ops: &[f64], concurrency: usize) -> Ideal {
             .expect("a slot");
         slots[i] += t;
     }
+    slots.iter().copied().fold(0.0, f64::max)
+}
+
+/// `tenant_times` in manifest order, `ordered` in the rollout's order.
+fn ideal(tenant_times: &[f64], ordered: &[f64], ops: &[f64], concurrency: usize) -> Ideal {
+    let sum: f64 = tenant_times.iter().sum();
+    let longest = tenant_times.iter().copied().fold(0.0, f64::max);
+    let mut sorted = tenant_times.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
     let mean_op = ops.iter().sum::<f64>() / ops.len().max(1) as f64;
     Ideal {
         bound: (sum / concurrency as f64).max(longest),
-        schedule: slots.iter().copied().fold(0.0, f64::max),
+        schedule: greedy(ordered.iter().copied(), concurrency),
+        manifest: greedy(tenant_times.iter().copied(), concurrency),
+        longest_first: greedy(sorted, concurrency),
         formula: tenant_times.len() as f64 / concurrency as f64 * mean_op * 2.0,
     }
+}
+
+/// Records a succeeded rollout in which each tenant took its drawn time
+/// times a factor uniform in 1 ± `noise`%; returns those durations.
+async fn previous_rollout(
+    store: &SqliteStore,
+    drawn: &[(TenantId, String, f64, f64)],
+    noise: u32,
+    seed: u64,
+) -> anyhow::Result<BTreeMap<TenantId, Duration>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(1));
+    let r = store.create_rollout("previous", "bench").await?;
+    let mut out = BTreeMap::new();
+    for (tenant, wave, storage, worker) in drawn {
+        let n = f64::from(noise) / 100.0;
+        let factor = 1.0 + rng.random_range(-n..=n);
+        let took = Duration::from_secs_f64((storage + worker) * factor);
+        store
+            .append_rollout_event(
+                r.id,
+                NewRolloutEvent {
+                    kind: "tenant_succeeded".into(),
+                    wave: Some(wave.clone()),
+                    tenant: Some(tenant.clone()),
+                    details: serde_json::json!({ "duration_ms": took.as_millis() as u64 }),
+                },
+            )
+            .await?;
+        out.insert(tenant.clone(), took);
+    }
+    store.set_rollout_state(r.id, "succeeded", None).await?;
+    Ok(out)
 }
 
 #[tokio::main]
@@ -177,8 +241,8 @@ async fn main() -> anyhow::Result<()> {
 
     let fake = FakeCloud::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    // Per tenant, in manifest order: (wave, storage s, worker s).
-    let mut drawn: Vec<(String, f64, f64)> = Vec::new();
+    // Per tenant, in manifest order: (tenant, wave, storage s, worker s).
+    let mut drawn: Vec<(TenantId, String, f64, f64)> = Vec::new();
     for t in &manifest.tenants {
         fake.add_role(&t.account_id, DEPLOY_ROLE, Trust::requiring(&t.external_id));
         let mut op = |kind: StackKind| {
@@ -193,9 +257,13 @@ async fn main() -> anyhow::Result<()> {
         };
         let storage = op(StackKind::Storage);
         let worker = op(StackKind::Worker);
-        drawn.push((t.wave.to_string(), storage, worker));
+        drawn.push((t.id.clone(), t.wave.to_string(), storage, worker));
     }
     let store = SqliteStore::in_memory().context("in-memory store")?;
+    let expected = match args.history_noise {
+        Some(noise) => previous_rollout(&store, &drawn, noise, args.seed).await?,
+        None => BTreeMap::new(),
+    };
     let operator = access::operator(&fake).await?;
     let stack_wait = WaitPolicy {
         min_delay: Duration::from_millis(args.poll_min_ms),
@@ -292,16 +360,24 @@ async fn main() -> anyhow::Result<()> {
             .push(t.duration_ms.unwrap_or(0) as f64 / 1000.0);
     }
     let (mut bound, mut schedule, mut formula, mut windows) = (0.0, 0.0, 0.0, 0.0);
+    let (mut longest_first, mut manifest_order) = (0.0, 0.0);
     println!();
     println!(
         "{:<8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
         "wave", "tenants", "bound s", "sched s", "formula s", "window s", "tenant s", "overhead s"
     );
     for wave in ["canary", "general"] {
-        let rows: Vec<&(String, f64, f64)> = drawn.iter().filter(|d| d.0 == wave).collect();
-        let times: Vec<f64> = rows.iter().map(|d| d.1 + d.2).collect();
-        let ops: Vec<f64> = rows.iter().flat_map(|d| [d.1, d.2]).collect();
-        let i = ideal(&times, &ops, args.concurrency);
+        let rows: Vec<&(TenantId, String, f64, f64)> =
+            drawn.iter().filter(|d| d.1 == wave).collect();
+        let times: Vec<f64> = rows.iter().map(|d| d.2 + d.3).collect();
+        let ops: Vec<f64> = rows.iter().flat_map(|d| [d.2, d.3]).collect();
+        let ids: Vec<TenantId> = rows.iter().map(|d| d.0.clone()).collect();
+        let time_of: BTreeMap<&TenantId, f64> = rows.iter().map(|d| (&d.0, d.2 + d.3)).collect();
+        let ordered: Vec<f64> = order::longest_first(&ids, &expected)
+            .iter()
+            .map(|t| time_of[t])
+            .collect();
+        let i = ideal(&times, &ordered, &ops, args.concurrency);
         let start = events
             .iter()
             .find(|e| e.1 == "wave_started" && e.2.as_deref() == Some(wave))
@@ -333,10 +409,12 @@ async fn main() -> anyhow::Result<()> {
         );
         bound += i.bound;
         schedule += i.schedule;
+        longest_first += i.longest_first;
+        manifest_order += i.manifest;
         formula += i.formula;
         windows += window;
     }
-    let all_ops: Vec<f64> = drawn.iter().flat_map(|d| [d.1, d.2]).collect();
+    let all_ops: Vec<f64> = drawn.iter().flat_map(|d| [d.2, d.3]).collect();
     let mean_op = all_ops.iter().sum::<f64>() / all_ops.len() as f64;
     let w = wall.as_secs_f64();
     println!(
@@ -345,7 +423,18 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("mean operation      {mean_op:.3} s");
     println!("ideal (bound)       {bound:.2} s");
-    println!("ideal (schedule)    {schedule:.2} s");
+    println!(
+        "ideal (schedule)    {schedule:.2} s (the rollout's order: {})",
+        if expected.is_empty() {
+            "manifest, no history"
+        } else {
+            "longest expected first"
+        }
+    );
+    println!("ideal (manifest)    {manifest_order:.2} s (the same schedule in manifest order)");
+    println!(
+        "ideal (longest 1st) {longest_first:.2} s (an oracle ordering each wave by tenant time)"
+    );
     println!("ideal (formula)     {formula:.2} s");
     println!("wave windows        {windows:.2} s");
     println!("wall (start())      {w:.2} s");

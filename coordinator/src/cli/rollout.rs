@@ -231,8 +231,10 @@ async fn drive(
             live.progress(p);
         }
     };
+    let mut fleet = ctx.fleet(release, None);
+    fleet.stack_wait = crate::rollout::STACK_WAIT;
     let runner = Runner {
-        fleet: ctx.fleet(release, None),
+        fleet,
         health: &monitor,
         poll_interval: Duration::from_secs(run.poll_interval.max(1)),
         lease_ttl: Duration::from_secs(run.lease_ttl),

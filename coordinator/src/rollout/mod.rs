@@ -7,6 +7,8 @@
 //!   after the previous one finished deploying *and* passed its health gate.
 //! * **`max_concurrent`** (default 8) bounds the tenants of one wave being
 //!   deployed at once. Waves never overlap, so it bounds the whole rollout.
+//!   Within a wave, tenants start longest expected first, by how long each
+//!   took in recent rollouts ([`order`]); manifest order without history.
 //! * **`failure_tolerance`** (default 0) is the number of failed tenants a
 //!   wave tolerates: a count, or a percentage of the wave's tenants rounded
 //!   **down** (StackSets' `FailureTolerancePercentage`): 10% of 9 tenants
@@ -58,6 +60,7 @@
 
 pub mod display;
 pub mod engine;
+pub mod order;
 pub mod reattach;
 pub mod report;
 pub mod run;
@@ -66,10 +69,25 @@ use stacks::ids::TenantId;
 
 use crate::heartbeat::detector::Health;
 use crate::heartbeat::monitor::Monitor;
+use crate::wait::WaitPolicy;
 
 pub use engine::{Next, RolloutState, TenantProgress};
 pub use report::{HaltSummary, RolloutReport, TenantOutcome};
 pub use run::{RolloutError, Runner, halt as halt_rollout};
+
+/// How `coordinator rollout` waits for stack operations. A tenant holds
+/// one of the wave's `max_concurrent` slots until its operation is *seen*
+/// complete, so the delay between polls is idle slot time: with
+/// [`WaitPolicy::STACK`] (2 s up to 15 s, plus up to 100% jitter) an
+/// operation of a minute or two is seen about 12 s late, and a rollout
+/// spends 15% over its schedule polling (`docs/benchmarks.md`). Each
+/// tenant account has one operation of ours at a time, so polling every
+/// 5–10 s costs nothing against CloudFormation's per-account API limits.
+pub const STACK_WAIT: WaitPolicy = WaitPolicy {
+    min_delay: std::time::Duration::from_secs(1),
+    max_delay: std::time::Duration::from_secs(5),
+    deadline: WaitPolicy::STACK.deadline,
+};
 
 /// Where the health gate reads tenants' heartbeat states.
 pub trait HealthSource: Send + Sync {

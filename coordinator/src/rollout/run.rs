@@ -18,8 +18,8 @@ use stacks::ids::{TenantId, WaveName};
 
 use super::HealthSource;
 use super::engine::{self, Next, RolloutState, TenantProgress};
-use super::reattach;
 use super::report::{HaltCause, RolloutReport, report};
+use super::{order, reattach};
 use crate::apply::ProgressFn;
 use crate::deploy::{Fleet, Planned};
 use crate::heartbeat::detector::Health;
@@ -344,6 +344,8 @@ impl Runner<'_> {
                         planned = Some((p, plan));
                     }
                     let (p, plan) = planned.as_ref().expect("planned above");
+                    let expected = order::recent_durations(self.store(), id).await?;
+                    let tenants = order::longest_first(&tenants, &expected);
                     let all = wave_tenants(&waves, &wave);
                     let already_failed = state.failures(all).len();
                     let deploy = WaveDeploy {
