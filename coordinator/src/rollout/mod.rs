@@ -60,6 +60,8 @@
 
 pub mod display;
 pub mod engine;
+pub mod gate;
+pub mod lease;
 pub mod order;
 pub mod reattach;
 pub mod report;

@@ -9,7 +9,6 @@
 //! A run that ends (done, halted, or failed) releases the lease, so a
 //! resume never waits for the lease of a coordinator that exited.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -18,12 +17,12 @@ use stacks::ids::{TenantId, WaveName};
 
 use super::HealthSource;
 use super::engine::{self, Next, RolloutState, TenantProgress};
+use super::gate::{self, Bake};
+pub use super::lease::holder_name;
 use super::report::{HaltCause, RolloutReport, report};
-use super::{order, reattach};
+use super::{lease, order, reattach};
 use crate::apply::ProgressFn;
 use crate::deploy::{Fleet, Planned};
-use crate::heartbeat::detector::Health;
-use crate::manifest::WavePolicy;
 use crate::plan::{Plan, PlanOptions};
 use crate::store::{
     LeaseFence, LeaseHeld, LeaseLost, NewAuditEntry, NewRolloutEvent, RolloutEvent, RolloutRecord,
@@ -82,15 +81,6 @@ impl std::fmt::Debug for Runner<'_> {
             .field("holder", &self.holder)
             .finish_non_exhaustive()
     }
-}
-
-/// A unique lease holder name for this process.
-pub fn holder_name(actor: &str) -> String {
-    format!(
-        "{actor} pid {} {:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
 }
 
 fn event(kind: &str, wave: Option<&WaveName>, tenant: Option<&TenantId>) -> NewRolloutEvent {
@@ -210,27 +200,6 @@ impl Runner<'_> {
             .await??)
     }
 
-    /// Renews the lease every third of its TTL; returns only when it was
-    /// lost. Store errors are retried: a lease that lapses meanwhile is
-    /// still ours unless taken over, and the fenced writes tell.
-    async fn keep_lease(&self, fence: &LeaseFence, id: i64) -> RolloutError {
-        loop {
-            tokio::time::sleep(self.lease_ttl / 3).await;
-            match self
-                .store()
-                .renew_rollout_lease(fence, id, self.lease_ttl)
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(lost)) => {
-                    tracing::error!(error = %lost, "stopping the rollout");
-                    return lost.into();
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot renew the rollout lease"),
-            }
-        }
-    }
-
     /// Runs `work` under the lease, then releases it whatever the result.
     async fn holding(
         &self,
@@ -314,7 +283,7 @@ impl Runner<'_> {
     async fn drive(&self, fence: &LeaseFence, id: i64) -> Result<RolloutReport, RolloutError> {
         tokio::select! {
             result = self.steps(fence, id) => result,
-            lost = self.keep_lease(fence, id) => Err(lost),
+            lost = lease::keep(self.store(), fence, id, self.lease_ttl) => Err(lost.into()),
         }
     }
 
@@ -370,7 +339,16 @@ impl Runner<'_> {
                         })
                         .cloned()
                         .collect();
-                    match self.bake(id, &wave, policy, &gated).await? {
+                    let bake = gate::bake(
+                        self.store(),
+                        self.health,
+                        self.poll_interval,
+                        id,
+                        &wave,
+                        policy,
+                        &gated,
+                    );
+                    match bake.await? {
                         Bake::Passed => {
                             self.record(fence, id, event("gate_passed", Some(&wave), None))
                                 .await?;
@@ -592,49 +570,6 @@ impl Runner<'_> {
         Ok(ok)
     }
 
-    async fn bake(
-        &self,
-        id: i64,
-        wave: &WaveName,
-        policy: WavePolicy,
-        gated: &[TenantId],
-    ) -> Result<Bake, StoreError> {
-        let bake = policy.bake_time.get();
-        if bake.is_zero() {
-            return Ok(Bake::Passed);
-        }
-        let deadline = tokio::time::Instant::now() + bake;
-        loop {
-            if self.halted_by_request(id).await? {
-                return Ok(Bake::HaltRequested);
-            }
-            let now = tokio::time::Instant::now();
-            let last = now >= deadline;
-            if policy.health_gate {
-                let states: BTreeMap<TenantId, Health> = self.health.states().into_iter().collect();
-                let unhealthy: Vec<(TenantId, String)> = gated
-                    .iter()
-                    .filter_map(|t| {
-                        let state = states.get(t).copied().unwrap_or(Health::Unknown);
-                        // Not pinged yet, or pinged before the monitor saw
-                        // the new worker stack: tolerated until the end.
-                        let pending = matches!(state, Health::Unknown | Health::NotDeployed);
-                        let ok = state == Health::Healthy || (pending && !last);
-                        (!ok).then(|| (t.clone(), format!("heartbeat {}", state.as_str())))
-                    })
-                    .collect();
-                if !unhealthy.is_empty() {
-                    tracing::warn!(%wave, ?unhealthy, "health gate failed");
-                    return Ok(Bake::Failed(unhealthy));
-                }
-            }
-            if last {
-                return Ok(Bake::Passed);
-            }
-            tokio::time::sleep(self.poll_interval.min(deadline - now)).await;
-        }
-    }
-
     /// The report of a rollout from its log.
     pub async fn report(
         &self,
@@ -655,10 +590,4 @@ struct WaveDeploy<'w> {
     already_failed: usize,
     planned: &'w Planned,
     plan: &'w Plan,
-}
-
-enum Bake {
-    Passed,
-    Failed(Vec<(TenantId, String)>),
-    HaltRequested,
 }
