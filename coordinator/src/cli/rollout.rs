@@ -231,6 +231,7 @@ async fn drive(
             live.progress(p);
         }
     };
+    let holder = holder_name(ctx.operator.actor());
     let mut fleet = ctx.fleet(release, None);
     fleet.stack_wait = crate::rollout::STACK_WAIT;
     let runner = Runner {
@@ -238,7 +239,7 @@ async fn drive(
         health: &monitor,
         poll_interval: Duration::from_secs(run.poll_interval.max(1)),
         lease_ttl: Duration::from_secs(run.lease_ttl),
-        holder: holder_name(ctx.operator.actor()),
+        holder: holder.clone(),
         on_event: &on_event,
         progress: match (human, &live) {
             (true, Some(_)) => &to_live,
@@ -266,7 +267,11 @@ async fn drive(
             live.run(finished.notified()).await;
         }
     };
-    let (result, (), ()) = tokio::join!(work, heartbeats, display);
+    let run = async { tokio::join!(work, heartbeats, display).0 };
+    let result = tokio::select! {
+        result = run => result,
+        _ = tokio::signal::ctrl_c() => return interrupted(&ctx.store, &holder).await,
+    };
     let r = result.map_err(failed)?;
     match cli.output {
         OutputFormat::Json => println!("{}", serde_json::json!({ "report": r })),
@@ -284,6 +289,21 @@ async fn drive(
             h.reason
         ))),
     }
+}
+
+/// Ctrl-C: the run was dropped between two awaits (every transition is
+/// whole); its lease is released so a resume need not wait for it.
+async fn interrupted(store: &Arc<dyn crate::store::Store>, holder: &str) -> CmdResult {
+    let released = store.release_rollout_lease(holder).await;
+    eprintln!();
+    Err(Failure::Failed(anyhow::anyhow!(
+        "interrupted: the rollout is still running, and stack operations in flight continue in CloudFormation; {}; `coordinator rollout resume` reattaches to them",
+        match released {
+            Ok(()) => "the lease was released".to_owned(),
+            Err(e) =>
+                format!("the lease could not be released ({e}) and expires after --lease-ttl"),
+        }
+    )))
 }
 
 /// Whether to draw the live display: stdout is a terminal that is not

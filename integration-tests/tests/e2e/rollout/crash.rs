@@ -3,7 +3,8 @@
 //! canary bake, and with general tenants in flight) and `coordinator
 //! rollout resume` takes over once the dead holder's lease (`--lease-ttl
 //! 15`) has expired; no tenant is deployed twice, no deployment is left
-//! without an outcome, and the store agrees with moto.
+//! without an outcome, and the store agrees with moto. Interrupted with
+//! SIGINT instead, it releases its lease and a resume takes over at once.
 
 use std::process::Stdio;
 
@@ -377,5 +378,73 @@ async fn a_killed_rollout_is_resumed_and_deploys_every_tenant_once() {
     }
     // moto: every stack created exactly once, CREATE_COMPLETE, outputs as
     // stored.
+    assert_deployed(&fixture, &store, &all).await;
+}
+
+/// Ctrl-C (SIGINT) with tenants in flight: the coordinator exits 1 saying
+/// so and releases its lease, so `rollout resume` takes over at once, with
+/// no wait for the (here 10-minute) lease, and finishes the rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rollout_releases_its_lease_for_an_immediate_resume() {
+    coordinator_binary();
+    let fixture = Fixture::new("max_concurrent = 2\nbake_time = \"0s\"\nhealth_gate = false\n");
+    let store = SqliteStore::open(&fixture.manifest().coordinator.state_path).expect("state");
+    let mut child = coordinator_command(
+        &fixture,
+        &[
+            "rollout",
+            "start",
+            "--yes",
+            "--lease-ttl",
+            "600",
+            "--output",
+            "json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start the coordinator");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .expect("no tenant started in time")
+            .expect("read stdout")
+            .expect("the coordinator ended before a tenant started");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        if v["event"]["kind"] == "tenant_started" {
+            break;
+        }
+    }
+    let pid = child.id().expect("running").to_string();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill -INT");
+    assert!(kill.success());
+    let status = child.wait().await.expect("reap");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .await
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(1), "{status:?}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains("the lease was released"), "{stderr}");
+
+    let resumed = coordinator_command(&fixture, &["rollout", "resume", "--output", "json"])
+        .output()
+        .await
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let all: Vec<String> = fixture.tenants.iter().map(|(t, _)| t.clone()).collect();
     assert_deployed(&fixture, &store, &all).await;
 }
