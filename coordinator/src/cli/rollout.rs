@@ -60,10 +60,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub poll_interval: u64,
     /// Seconds the rollout lease lasts without renewal (it is renewed every
-    /// third of that, and released when the run ends). If this coordinator
-    /// is killed, `rollout resume` can take over only once the lease has
-    /// expired; a coordinator stalled for longer than this loses the
-    /// rollout to whoever resumes it. At least 10.
+    /// third of that, and released when the run ends or on Ctrl-C). If this
+    /// coordinator is killed, `rollout resume` can take over only once the
+    /// lease has expired; a coordinator stalled for longer than this loses
+    /// the rollout to whoever resumes it. From 10 to 3600.
     #[arg(long, value_name = "SECONDS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(MIN_LEASE_TTL_SECS..=MAX_LEASE_TTL_SECS))]
     pub lease_ttl: u64,
