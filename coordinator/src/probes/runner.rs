@@ -155,10 +155,7 @@ impl Checker {
                                 error: e.to_string(),
                             }) as Arc<dyn Probe>
                         });
-                    (
-                        Arc::new(NoSecrets) as Arc<dyn SecretStore>,
-                        stand_in,
-                    )
+                    (Arc::new(NoSecrets) as Arc<dyn SecretStore>, stand_in)
                 }
             };
             let target = ProbeTarget {
