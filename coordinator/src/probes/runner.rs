@@ -10,15 +10,14 @@ use stacks::StackKind;
 use stacks::ids::TenantId;
 
 use super::workers::{HeartbeatProbe, QueuesProbe};
-use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget, run};
+use super::{Probe, ProbeError, ProbeName, ProbeOutcome, ProbeStatus, ProbeTarget, run};
 use crate::access::Operator;
 use crate::aws::Connector;
 use crate::heartbeat::detector::TenantHealth;
 use crate::manifest::{Manifest, Tenant};
-use crate::privacy::{ManagedBy, change};
-use crate::secrets::{
-    BackendKind, SecretError, SecretMeta, SecretName, SecretStore, SecretVersion,
-};
+use crate::privacy::{LlmMode, PrivacyConfig, change};
+use crate::secrets::SecretStore;
+use crate::secrets::memory::MemorySecrets;
 use crate::store::probes::StoredProbe;
 use crate::store::{Store, StoreError};
 
@@ -46,29 +45,6 @@ pub enum CheckError {
     /// The store failed.
     #[error("could not read or record probe state")]
     Store(#[from] StoreError),
-}
-
-/// A probe that stands in for a customer-managed dependency's probe when
-/// its secret store cannot be opened: it fails with that reason.
-#[derive(Debug)]
-struct SecretStoreUnavailable {
-    probe: ProbeName,
-    error: String,
-}
-
-#[async_trait::async_trait]
-impl Probe for SecretStoreUnavailable {
-    fn name(&self) -> ProbeName {
-        self.probe
-    }
-
-    async fn check(&self, _: &ProbeTarget) -> Finding {
-        Finding::Fail(ProbeError::new(
-            &format!("{}.secret_store_unavailable", self.probe),
-            format!("the tenant's secret store cannot be opened: {}", self.error),
-            "fix the tenant's secret store settings ([secrets] in deploy.toml) or its master key; see docs/admin/secrets.md",
-        ))
-    }
 }
 
 impl Checker {
@@ -128,46 +104,42 @@ impl Checker {
             .outputs(&tenant.id, StackKind::Worker)
             .await?
             .map(|o| o.outputs);
-        let secrets = crate::secrets::open_for(
+        // Probes that read no secret (the tenant's role, vendor-hosted
+        // dependencies, the workers) run even when the store cannot be
+        // opened; those that would read one fail with why.
+        let (secrets, unavailable) = match crate::secrets::open_for(
             tenant,
             &self.manifest,
             self.connector.as_ref(),
             self.store.clone(),
         )
-        .await;
+        .await
+        {
+            Ok(store) => (store, None),
+            Err(e) => (
+                Arc::new(MemorySecrets::default()) as Arc<dyn SecretStore>,
+                Some(e.to_string()),
+            ),
+        };
+        let target = ProbeTarget {
+            tenant: tenant.clone(),
+            config: record.config.clone(),
+            secrets,
+            connector: self.connector.clone(),
+            storage_outputs,
+            worker_outputs,
+        };
         let mut results = Vec::new();
         for probe in &self.probes {
             if only.is_some_and(|o| o != probe.name()) {
                 continue;
             }
-            let (secrets, stand_in): (_, Option<Arc<dyn Probe>>) = match &secrets {
-                Ok(s) => (s.clone(), None),
-                Err(e) => {
-                    let managed = match probe.name() {
-                        ProbeName::Storage => record.config.storage.managed_by(),
-                        ProbeName::Llm => record.config.llm.managed_by(),
-                        _ => ManagedBy::Vendor,
-                    };
-                    let stand_in: Option<Arc<dyn Probe>> =
-                        (managed == ManagedBy::Customer).then(|| {
-                            Arc::new(SecretStoreUnavailable {
-                                probe: probe.name(),
-                                error: e.to_string(),
-                            }) as Arc<dyn Probe>
-                        });
-                    (Arc::new(NoSecrets) as Arc<dyn SecretStore>, stand_in)
+            let outcome = match &unavailable {
+                Some(why) if reads_secrets(probe.name(), &record.config) => {
+                    store_unavailable(tenant, probe.name(), why)
                 }
+                _ => run(probe.as_ref(), &target, self.deadline).await,
             };
-            let target = ProbeTarget {
-                tenant: tenant.clone(),
-                config: record.config.clone(),
-                secrets,
-                connector: self.connector.clone(),
-                storage_outputs: storage_outputs.clone(),
-                worker_outputs: worker_outputs.clone(),
-            };
-            let probe = stand_in.as_ref().unwrap_or(probe);
-            let outcome = run(probe.as_ref(), &target, self.deadline).await;
             if let Some(error) = &outcome.error {
                 tracing::warn!(tenant = %tenant.id, probe = %outcome.probe, code = %error.code, "probe failing: {}", error.message);
             }
@@ -201,54 +173,29 @@ impl Checker {
     }
 }
 
-/// The secret store of a tenant whose store cannot be opened: only probes
-/// that never read secrets (vendor-hosted dependencies, the workers) run
-/// against it, and any read fails.
-#[derive(Debug)]
-struct NoSecrets;
-
-fn unavailable() -> SecretError {
-    SecretError::Config {
-        location: "the tenant's secret store".into(),
-        message: "it could not be opened".into(),
+/// Whether `probe` reads a secret under `config`.
+fn reads_secrets(probe: ProbeName, config: &PrivacyConfig) -> bool {
+    match probe {
+        ProbeName::Storage => config.storage_credentials().is_some(),
+        ProbeName::Llm => matches!(&config.llm, LlmMode::Byok(b) if b.key.is_some()),
+        ProbeName::Heartbeat | ProbeName::Queues => false,
     }
 }
 
-#[async_trait::async_trait]
-impl SecretStore for NoSecrets {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Hosted
-    }
-    fn location(&self) -> String {
-        "no secret store (it could not be opened)".into()
-    }
-    async fn put(
-        &self,
-        _: &TenantId,
-        _: &SecretName,
-        _: &secrecy::SecretString,
-    ) -> Result<SecretVersion, SecretError> {
-        Err(unavailable())
-    }
-    async fn get(
-        &self,
-        _: &TenantId,
-        _: &SecretName,
-    ) -> Result<secrecy::SecretString, SecretError> {
-        Err(unavailable())
-    }
-    async fn get_version(
-        &self,
-        _: &TenantId,
-        _: &SecretName,
-        _: &str,
-    ) -> Result<secrecy::SecretString, SecretError> {
-        Err(unavailable())
-    }
-    async fn delete(&self, _: &TenantId, _: &SecretName) -> Result<(), SecretError> {
-        Err(unavailable())
-    }
-    async fn list(&self, _: &TenantId) -> Result<Vec<SecretMeta>, SecretError> {
-        Err(unavailable())
+/// The outcome of a probe that needs a secret from a store that cannot be
+/// opened.
+fn store_unavailable(tenant: &Tenant, probe: ProbeName, why: &str) -> ProbeOutcome {
+    ProbeOutcome {
+        tenant: tenant.id.clone(),
+        probe,
+        status: ProbeStatus::Failing,
+        at: chrono::Utc::now(),
+        latency_ms: 0,
+        error: Some(ProbeError::new(
+            &format!("{probe}.secret_store_unavailable"),
+            format!("the tenant's secret store cannot be opened: {why}"),
+            "fix the tenant's secret store settings ([secrets] in deploy.toml) or its master key; see docs/admin/secrets.md",
+        )),
+        detail: None,
     }
 }

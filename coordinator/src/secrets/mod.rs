@@ -18,6 +18,7 @@ pub mod age_file;
 pub mod aws_secrets_manager;
 pub mod hosted;
 pub mod key_wrapper;
+pub mod memory;
 mod open;
 pub mod ssm;
 

@@ -3,13 +3,10 @@
 //! deploy role, configurations per provider, and assertions on outcomes
 //! (among them that the key is nowhere in one).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::Utc;
 use coordinator::access;
 use coordinator::aws::fake::{FakeCloud, Trust};
 use coordinator::manifest::Tenant;
@@ -18,12 +15,9 @@ use coordinator::probes::llm::failures;
 use coordinator::probes::{
     self, LlmProbe, Probe, ProbeName, ProbeOutcome, ProbeStatus, ProbeTarget,
 };
-use coordinator::secrets::{
-    BackendKind, SecretError, SecretMeta, SecretName, SecretStore, SecretVersion,
-};
-use secrecy::{ExposeSecret as _, SecretString};
+use coordinator::secrets::SecretStore;
 use serde_json::json;
-use stacks::ids::{Capability, Region, TenantId};
+use stacks::ids::{Capability, Region};
 
 use super::provider::Provider;
 
@@ -46,74 +40,7 @@ pub const ANTHROPIC_MODELS: &[&str] = &[
     "claude-3-7-sonnet-20250219",
 ];
 
-/// A tenant's secrets, in memory.
-#[derive(Debug, Default)]
-pub struct MemoryStore(Mutex<BTreeMap<(TenantId, SecretName), String>>);
-
-impl MemoryStore {
-    pub fn with(tenant: &TenantId, name: &str, value: &str) -> Arc<Self> {
-        let store = Self::default();
-        store
-            .0
-            .lock()
-            .unwrap()
-            .insert((tenant.clone(), name.parse().unwrap()), value.to_owned());
-        Arc::new(store)
-    }
-}
-
-#[async_trait]
-impl SecretStore for MemoryStore {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Hosted
-    }
-    fn location(&self) -> String {
-        "the test's memory".into()
-    }
-    async fn put(
-        &self,
-        tenant: &TenantId,
-        name: &SecretName,
-        value: &SecretString,
-    ) -> Result<SecretVersion, SecretError> {
-        self.0.lock().unwrap().insert(
-            (tenant.clone(), name.clone()),
-            value.expose_secret().to_owned(),
-        );
-        Ok(SecretVersion {
-            id: "1".into(),
-            created_at: Utc::now(),
-        })
-    }
-    async fn get(&self, tenant: &TenantId, name: &SecretName) -> Result<SecretString, SecretError> {
-        match self.0.lock().unwrap().get(&(tenant.clone(), name.clone())) {
-            Some(value) => Ok(SecretString::from(value.as_str())),
-            None => Err(SecretError::NotFound {
-                tenant: tenant.clone(),
-                name: name.clone(),
-                location: self.location(),
-            }),
-        }
-    }
-    async fn get_version(
-        &self,
-        tenant: &TenantId,
-        name: &SecretName,
-        _: &str,
-    ) -> Result<SecretString, SecretError> {
-        self.get(tenant, name).await
-    }
-    async fn delete(&self, tenant: &TenantId, name: &SecretName) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .remove(&(tenant.clone(), name.clone()));
-        Ok(())
-    }
-    async fn list(&self, _: &TenantId) -> Result<Vec<SecretMeta>, SecretError> {
-        Ok(Vec::new())
-    }
-}
+pub use coordinator::secrets::memory::MemorySecrets as MemoryStore;
 
 /// The fake AWS with the tenant's deploy role, the probe, and the tenant.
 pub struct World {

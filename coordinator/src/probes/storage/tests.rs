@@ -1,15 +1,14 @@
 //! The storage probe on the fake cloud: one test per failure mapping, the
 //! passes for each storage mode, and that no finding ever carries a secret.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::Utc;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
+
 use stacks::aws_names::BucketName;
-use stacks::ids::{Capability, Region, TenantId};
+use stacks::ids::{Capability, Region};
 
 use super::{StorageProbe, code};
 use crate::aws::fake::{FakeCloud, S3Fault, S3Operation, Trust};
@@ -18,78 +17,12 @@ use crate::manifest::Tenant;
 use crate::privacy::config::CustomerS3;
 use crate::privacy::{PrivacyConfig, StorageMode, test_tenant};
 use crate::probes::{Finding, Probe, ProbeError, ProbeStatus, ProbeTarget};
-use crate::secrets::{
-    BackendKind, SecretError, SecretMeta, SecretName, SecretStore, SecretVersion,
-};
+use crate::secrets::memory::MemorySecrets;
+use crate::secrets::{SecretName, SecretStore};
 
 const KEY_ID: &str = "AKIAFAKEPROBEKEY7Q2Z";
 const KEY_SECRET: &str = "fake/secret+value/that-must-never-show";
 const KMS_KEY: &str = "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-
-/// Secrets in memory, per tenant.
-#[derive(Debug, Default)]
-struct MemorySecrets(Mutex<HashMap<(TenantId, SecretName), String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Hosted
-    }
-
-    fn location(&self) -> String {
-        "memory".into()
-    }
-
-    async fn put(
-        &self,
-        tenant: &TenantId,
-        name: &SecretName,
-        value: &SecretString,
-    ) -> Result<SecretVersion, SecretError> {
-        self.0.lock().unwrap().insert(
-            (tenant.clone(), name.clone()),
-            value.expose_secret().to_owned(),
-        );
-        Ok(SecretVersion {
-            id: "1".into(),
-            created_at: Utc::now(),
-        })
-    }
-
-    async fn get(&self, tenant: &TenantId, name: &SecretName) -> Result<SecretString, SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&(tenant.clone(), name.clone()))
-            .map(|v| SecretString::from(v.clone()))
-            .ok_or_else(|| SecretError::NotFound {
-                tenant: tenant.clone(),
-                name: name.clone(),
-                location: self.location(),
-            })
-    }
-
-    async fn get_version(
-        &self,
-        tenant: &TenantId,
-        name: &SecretName,
-        _version: &str,
-    ) -> Result<SecretString, SecretError> {
-        self.get(tenant, name).await
-    }
-
-    async fn delete(&self, tenant: &TenantId, name: &SecretName) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .remove(&(tenant.clone(), name.clone()));
-        Ok(())
-    }
-
-    async fn list(&self, _tenant: &TenantId) -> Result<Vec<SecretMeta>, SecretError> {
-        Ok(Vec::new())
-    }
-}
 
 /// A tenant with a role the fake lets the operator assume, a bucket in its
 /// region, a valid static key and secrets in memory.
