@@ -192,3 +192,44 @@ pub async fn connect(
         credentials,
     })
 }
+
+/// Tenants' sessions kept between calls: the first [`connect`] for a tenant
+/// assumes its role and checks the account; later calls reuse the
+/// self-refreshing credentials, so a probe that runs every few minutes does
+/// not call `AssumeRole` and `GetCallerIdentity` each time. A changed role
+/// or ExternalId in the manifest makes a new session.
+#[derive(Debug, Default)]
+pub struct SessionCache(
+    std::sync::Mutex<std::collections::HashMap<TenantId, Arc<TenantCredentials>>>,
+);
+
+impl SessionCache {
+    /// The tenant's credentials, connecting (and checking) on first use.
+    pub async fn credentials(
+        &self,
+        connector: &dyn Connector,
+        operator: &Operator,
+        tenant: &Tenant,
+    ) -> Result<Arc<TenantCredentials>, AccessError> {
+        if let Some(cached) = self.cached(tenant) {
+            return Ok(cached);
+        }
+        let access = connect(connector, operator, tenant).await?;
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.id.clone(), access.credentials.clone());
+        Ok(access.credentials)
+    }
+
+    fn cached(&self, tenant: &Tenant) -> Option<Arc<TenantCredentials>> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&tenant.id)
+            .filter(|c| {
+                let request = c.request();
+                request.role_arn == tenant.role_arn
+                    && request.external_id.as_ref() == Some(&tenant.external_id)
+            })
+            .cloned()
+    }
+}

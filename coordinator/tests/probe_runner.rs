@@ -72,3 +72,37 @@ async fn an_unopenable_secret_store_fails_only_the_probes_that_read_a_secret() {
     assert_eq!(recorded.len(), 4);
     assert!(recorded.iter().all(|p| p.config_digest == digest));
 }
+
+#[tokio::test]
+async fn probe_rounds_reuse_each_tenants_role_session() {
+    let tenants = vec![TenantSpec::numbered(
+        "acme",
+        1,
+        "eu-west-1",
+        &["dedicated_aws", "byo_ai_keys"],
+    )];
+    let m = Arc::new(manifest(&tenants));
+    let fake = support::fake_with_agents(&m);
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    support::deploy_on(&fake, &m, store.as_ref()).await;
+    let operator = access::operator(&fake).await.unwrap();
+    let checker = Checker::standard(
+        m.clone(),
+        store.clone(),
+        Arc::new(fake.clone()),
+        operator,
+        [],
+    )
+    .unwrap();
+    let acme = &m.tenants[0];
+    let before = fake.assume_count();
+    for _ in 0..3 {
+        let stored = checker.check(acme, Some(ProbeName::Queues)).await.unwrap();
+        assert_eq!(stored[0].outcome.status, ProbeStatus::Passing, "{stored:?}");
+    }
+    assert_eq!(
+        fake.assume_count() - before,
+        1,
+        "one AssumeRole for three rounds"
+    );
+}

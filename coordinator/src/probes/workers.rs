@@ -10,7 +10,7 @@ use stacks::aws_names::QueueUrl;
 use stacks::ids::TenantId;
 
 use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget};
-use crate::access::{self, Operator};
+use crate::access::{Operator, SessionCache};
 use crate::aws::ErrorKind;
 use crate::heartbeat::detector::{Health, TenantHealth};
 
@@ -86,15 +86,19 @@ impl Probe for HeartbeatProbe {
 
 /// The worker queues through the tenant's role: both reachable, the
 /// dead-letter queue empty.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueuesProbe {
     operator: Operator,
+    sessions: SessionCache,
 }
 
 impl QueuesProbe {
     /// A probe acting as `operator` (carried into the customer's CloudTrail).
     pub fn new(operator: Operator) -> Self {
-        Self { operator }
+        Self {
+            operator,
+            sessions: SessionCache::default(),
+        }
     }
 }
 
@@ -123,9 +127,12 @@ impl Probe for QueuesProbe {
             ));
         };
         let tenant = &target.tenant;
-        let access = match access::connect(target.connector.as_ref(), &self.operator, tenant).await
+        let credentials = match self
+            .sessions
+            .credentials(target.connector.as_ref(), &self.operator, tenant)
+            .await
         {
-            Ok(access) => access,
+            Ok(credentials) => credentials,
             Err(e) => {
                 return Finding::Fail(ProbeError::new(
                     "queues.role_unavailable",
@@ -134,9 +141,7 @@ impl Probe for QueuesProbe {
                 ));
             }
         };
-        let sqs = target
-            .connector
-            .tenant_sqs(access.credentials.clone(), tenant.region);
+        let sqs = target.connector.tenant_sqs(credentials, tenant.region);
         let mut depths = Vec::new();
         for (what, url) in [("job", &jobs), ("dead-letter", &dead)] {
             match sqs.queue_depth(url).await {
