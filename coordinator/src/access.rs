@@ -197,7 +197,10 @@ pub async fn connect(
 /// assumes its role and checks the account; later calls reuse the
 /// self-refreshing credentials, so a probe that runs every few minutes does
 /// not call `AssumeRole` and `GetCallerIdentity` each time. A changed role
-/// or ExternalId in the manifest makes a new session.
+/// or ExternalId in the manifest makes a new session. As on AWS, a session
+/// outlives a later change of the role's trust until it expires; callers
+/// whose point is to prove the role can still be assumed (the LLM probe's
+/// Bedrock path) call [`connect`] instead.
 #[derive(Debug, Default)]
 pub struct SessionCache(
     std::sync::Mutex<std::collections::HashMap<TenantId, Arc<TenantCredentials>>>,

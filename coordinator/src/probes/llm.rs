@@ -29,7 +29,6 @@ pub mod models;
 mod verdict;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,7 +37,7 @@ use secrecy::SecretString;
 pub use http::{ANTHROPIC_BASE_URL, ANTHROPIC_VERSION, OPENAI_BASE_URL};
 
 use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget};
-use crate::access::{Operator, SessionCache};
+use crate::access::Operator;
 use crate::privacy::config::Byok;
 use crate::privacy::{LlmMode, Provider};
 use crate::secrets::{SecretError, SecretName};
@@ -67,12 +66,11 @@ impl Listed {
 pub struct ClientBuildError(#[source] reqwest::Error);
 
 /// Checks a tenant's own LLM key. Cheap to clone; one HTTPS connection pool
-/// for every tenant, and (for Bedrock) one role session per tenant.
+/// for every tenant.
 #[derive(Clone)]
 pub struct LlmProbe {
     http: reqwest::Client,
     operator: Operator,
-    sessions: Arc<SessionCache>,
     anthropic_base_url: String,
 }
 
@@ -94,7 +92,6 @@ impl LlmProbe {
             http: http::client(http::CONNECT_TIMEOUT, http::REQUEST_TIMEOUT)
                 .map_err(ClientBuildError)?,
             operator,
-            sessions: Arc::default(),
             anthropic_base_url: ANTHROPIC_BASE_URL.to_owned(),
         })
     }
@@ -120,7 +117,7 @@ impl LlmProbe {
     async fn list(&self, target: &ProbeTarget, byok: &Byok) -> Result<Vec<Listed>, ProbeError> {
         let tenant = &target.tenant.id;
         match byok.provider {
-            Provider::Bedrock => bedrock::list(target, &self.operator, &self.sessions).await,
+            Provider::Bedrock => bedrock::list(target, &self.operator).await,
             Provider::OpenaiCompatible => {
                 let (secret, key) = self.key(target, byok).await?;
                 let base_url = byok.base_url.as_deref().unwrap_or(OPENAI_BASE_URL);

@@ -5,7 +5,7 @@
 //!
 //! What this module must never do: invoke a model or change model access.
 
-use crate::access::{Operator, SessionCache};
+use crate::access::{self, Operator};
 use crate::aws::ErrorKind;
 use crate::privacy::Provider;
 use crate::probes::{ProbeError, ProbeTarget};
@@ -18,16 +18,14 @@ use super::failures;
 pub(super) async fn list(
     target: &ProbeTarget,
     operator: &Operator,
-    sessions: &SessionCache,
 ) -> Result<Vec<Listed>, ProbeError> {
     let tenant = &target.tenant;
     let connector = target.connector.as_ref();
-    let credentials = sessions
-        .credentials(connector, operator, tenant)
+    let access = access::connect(connector, operator, tenant)
         .await
         .map_err(|e| failures::tenant_role_unreachable(&tenant.id, &e))?;
     let models = connector
-        .tenant_bedrock(credentials, tenant.region)
+        .tenant_bedrock(access.credentials, tenant.region)
         .list_foundation_models()
         .await
         .map_err(|e| {
