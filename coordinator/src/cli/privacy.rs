@@ -11,8 +11,9 @@ use serde_json::json;
 use stacks::ids::TenantId;
 
 use super::context::{ConnectorOverride, context, open_store};
+use super::render::select_tenant;
 use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
-use crate::manifest::{Manifest, Tenant};
+use crate::manifest::Tenant;
 use crate::privacy::change::{self, ChangeError, Changed};
 use crate::privacy::view::PrivacyView;
 use crate::privacy::{ManagedBy, PrivacyConfig};
@@ -124,22 +125,13 @@ pub async fn run(cli: &Cli, command: &PrivacyCommand, connector: ConnectorOverri
     }
 }
 
-fn tenant<'a>(manifest: &'a Manifest, id: &TenantId) -> Result<&'a Tenant, Failure> {
-    manifest.tenant(id).ok_or_else(|| {
-        Failure::bad_input(format!(
-            "no tenant `{id}` in {}: check the id, or onboard it first",
-            manifest.path.display()
-        ))
-    })
-}
-
 fn failed(e: impl Into<anyhow::Error>) -> Failure {
     Failure::Failed(e.into())
 }
 
 async fn show(cli: &Cli, args: &TenantArg) -> CmdResult {
     let manifest = load_manifest(cli)?.manifest;
-    let tenant = tenant(&manifest, &args.tenant)?;
+    let tenant = select_tenant(&manifest, &args.tenant)?;
     let store = open_store(&manifest)?;
     let record = change::current(store.as_ref(), tenant)
         .await
@@ -275,7 +267,7 @@ async fn set(cli: &Cli, args: &SetArgs, connector: ConnectorOverride) -> CmdResu
     let config = read_config(&args.file)?;
     if args.dry_run {
         let manifest = load_manifest(cli)?.manifest;
-        let tenant = tenant(&manifest, &args.tenant)?;
+        let tenant = select_tenant(&manifest, &args.tenant)?;
         config.validate(tenant).map_err(|problems| {
             change_failure(ChangeError::Invalid {
                 tenant: tenant.id.to_string(),
@@ -291,7 +283,7 @@ async fn set(cli: &Cli, args: &SetArgs, connector: ConnectorOverride) -> CmdResu
         return Ok(());
     }
     let ctx = context(cli, Some(&args.tenant), connector).await?;
-    let tenant = tenant(&ctx.manifest, &args.tenant)?;
+    let tenant = select_tenant(&ctx.manifest, &args.tenant)?;
     let outcome = change::set_config(
         ctx.store.as_ref(),
         tenant,
@@ -307,7 +299,7 @@ async fn set(cli: &Cli, args: &SetArgs, connector: ConnectorOverride) -> CmdResu
 
 async fn fallback(cli: &Cli, args: &FallbackArgs, connector: ConnectorOverride) -> CmdResult {
     let ctx = context(cli, Some(&args.tenant), connector).await?;
-    let tenant = tenant(&ctx.manifest, &args.tenant)?;
+    let tenant = select_tenant(&ctx.manifest, &args.tenant)?;
     let outcome = change::set_fallback(
         ctx.store.as_ref(),
         tenant,
@@ -324,7 +316,7 @@ async fn fallback(cli: &Cli, args: &FallbackArgs, connector: ConnectorOverride) 
 
 async fn history(cli: &Cli, args: &HistoryArgs) -> CmdResult {
     let manifest = load_manifest(cli)?.manifest;
-    let tenant = tenant(&manifest, &args.tenant)?;
+    let tenant = select_tenant(&manifest, &args.tenant)?;
     let store = open_store(&manifest)?;
     let records = store
         .privacy_history(&tenant.id, args.limit.max(1))

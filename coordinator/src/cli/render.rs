@@ -46,6 +46,14 @@ pub(crate) fn select_tenants<'m>(
     }
 }
 
+/// The one tenant `id`, or the same error as [`select_tenants`].
+pub(crate) fn select_tenant<'m>(
+    manifest: &'m Manifest,
+    id: &TenantId,
+) -> Result<&'m crate::manifest::Tenant, Failure> {
+    Ok(select_tenants(manifest, Some(id))?[0])
+}
+
 pub fn run(cli: &Cli, args: &Args) -> CmdResult {
     let manifest = load_manifest(cli)?.manifest;
     let release = Release::builtin();

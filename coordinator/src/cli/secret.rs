@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use stacks::ids::{Capability, TenantId};
 
 use super::context::{ConnectorOverride, Context, context};
+use super::render::select_tenant;
 use super::{Cli, CmdResult, Failure, OutputFormat};
 use crate::manifest::Tenant;
 use crate::privacy::change;
@@ -230,12 +231,6 @@ fn secret_failure(e: SecretError) -> Failure {
     }
 }
 
-fn tenant<'a>(ctx: &'a Context, id: &TenantId) -> Result<&'a Tenant, Failure> {
-    ctx.manifest
-        .tenant(id)
-        .ok_or_else(|| Failure::bad_input(format!("no tenant `{id}` in the manifest")))
-}
-
 async fn exists(
     store: &dyn SecretStore,
     tenant: &Tenant,
@@ -252,7 +247,7 @@ async fn write(
     connector: ConnectorOverride,
 ) -> CmdResult {
     let ctx = context(cli, Some(&args.tenant), connector).await?;
-    let tenant = tenant(&ctx, &args.tenant)?;
+    let tenant = select_tenant(&ctx.manifest, &args.tenant)?;
     entitled(tenant)?;
     let value = read_value(args)?;
     let secrets = open(&ctx, tenant).await?;
@@ -336,7 +331,7 @@ async fn write(
 
 async fn list(cli: &Cli, args: &ListArgs, connector: ConnectorOverride) -> CmdResult {
     let ctx = context(cli, Some(&args.tenant), connector).await?;
-    let tenant = tenant(&ctx, &args.tenant)?;
+    let tenant = select_tenant(&ctx.manifest, &args.tenant)?;
     let secrets = open(&ctx, tenant).await?;
     let listed = secrets.list(&tenant.id).await.map_err(secret_failure)?;
     let writes = ctx.store.secret_writes(&tenant.id).await.map_err(failed)?;
@@ -397,7 +392,7 @@ async fn delete(cli: &Cli, args: &DeleteArgs, connector: ConnectorOverride) -> C
         )));
     }
     let ctx = context(cli, Some(&args.tenant), connector).await?;
-    let tenant = tenant(&ctx, &args.tenant)?;
+    let tenant = select_tenant(&ctx.manifest, &args.tenant)?;
     let config = change::current(ctx.store.as_ref(), tenant)
         .await
         .map_err(failed)?
