@@ -209,18 +209,7 @@ mod tests {
     use stacks::Stack;
 
     fn tenant(caps: &[Capability]) -> Tenant {
-        Tenant {
-            id: "acme".parse().unwrap(),
-            account_id: "222222222222".parse().unwrap(),
-            region: stacks::ids::Region::EuWest1,
-            external_id: "x".repeat(40).parse().unwrap(),
-            wave: "canary".parse().unwrap(),
-            capabilities: caps.iter().copied().collect(),
-            role_arn: "arn:aws:iam::222222222222:role/docproc-coordinator-deploy"
-                .parse()
-                .unwrap(),
-            retention_days: stacks::builtin::storage::RetentionDays::new(7).unwrap(),
-        }
+        crate::manifest::model::test_tenant("acme", caps)
     }
 
     #[test]

@@ -289,3 +289,21 @@ impl Manifest {
         self.tenants.iter().find(|t| &t.id == id)
     }
 }
+
+/// A tenant `id` with these capabilities in account 222222222222,
+/// eu-west-1, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn test_tenant(id: &str, caps: &[Capability]) -> Tenant {
+    Tenant {
+        id: id.parse().unwrap(),
+        account_id: "222222222222".parse().unwrap(),
+        region: Region::EuWest1,
+        external_id: "x".repeat(40).parse().unwrap(),
+        wave: "canary".parse().unwrap(),
+        capabilities: caps.iter().copied().collect(),
+        role_arn: "arn:aws:iam::222222222222:role/docproc-coordinator-deploy"
+            .parse()
+            .unwrap(),
+        retention_days: RetentionDays::new(7).unwrap(),
+    }
+}

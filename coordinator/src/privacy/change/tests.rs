@@ -2,7 +2,7 @@ use serde_json::json;
 use stacks::ids::Capability;
 
 use super::*;
-use crate::privacy::test_tenant;
+use crate::manifest::model::test_tenant;
 use crate::secrets::BackendKind;
 use crate::store::privacy::{SecretAction, SecretWrite};
 use crate::store::sqlite::SqliteStore;

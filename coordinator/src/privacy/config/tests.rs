@@ -5,7 +5,7 @@ use super::*;
 use crate::manifest::Tenant;
 
 fn tenant(caps: &[Capability]) -> Tenant {
-    crate::privacy::test_tenant("acme", caps)
+    crate::manifest::model::test_tenant("acme", caps)
 }
 
 fn config(value: serde_json::Value) -> PrivacyConfig {
