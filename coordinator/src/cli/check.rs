@@ -8,6 +8,7 @@ use serde_json::json;
 use stacks::ids::TenantId;
 
 use super::context::{ConnectorOverride, context};
+use super::render::select_tenants;
 use super::{Cli, CmdResult, Failure, OutputFormat};
 use crate::probes::runner::Checker;
 use crate::probes::{ProbeName, ProbeStatus};
@@ -42,20 +43,11 @@ pub async fn run(cli: &Cli, args: &Args, connector: ConnectorOverride) -> CmdRes
         heartbeats,
     )
     .map_err(|e| Failure::Failed(anyhow::anyhow!("{e}")))?;
-    let tenants: Vec<_> = manifest
-        .tenants
-        .iter()
-        .filter(|t| args.tenant.as_ref().is_none_or(|id| &t.id == id))
-        .collect();
-    let mut results = Vec::new();
-    if let Some(probe) = args.probe {
-        for t in &tenants {
-            results.push((t.id.clone(), checker.check(t, Some(probe)).await));
-        }
-    } else {
-        results = checker.check_many(&tenants, args.concurrency).await;
-        results.sort_by(|a, b| a.0.cmp(&b.0));
-    }
+    let tenants = select_tenants(&manifest, args.tenant.as_ref())?;
+    // In manifest order (check_many keeps its input's order).
+    let results = checker
+        .check_many(&tenants, args.probe, args.concurrency)
+        .await;
     let mut failing = 0;
     let mut rows = Vec::new();
     for (tenant, result) in results {

@@ -167,7 +167,7 @@ async fn probe_loop(
         let heartbeats = monitor.snapshot().into_iter().map(|s| (s.tenant, s.health));
         let checker = checker.clone().with_heartbeats(heartbeats);
         let tenants: Vec<_> = checker.manifest.tenants.iter().collect();
-        for (tenant, result) in checker.check_many(&tenants, 8).await {
+        for (tenant, result) in checker.check_many(&tenants, None, 8).await {
             if let Err(e) = result {
                 tracing::error!(%tenant, error = %e, "probes could not run");
             }

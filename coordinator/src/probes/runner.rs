@@ -148,17 +148,19 @@ impl Checker {
         Ok(results)
     }
 
-    /// Checks `tenants`, `concurrency` at a time; one tenant's failure never
-    /// stops the others.
+    /// Checks `tenants` (every probe, or only `only`), `concurrency` at a
+    /// time; one tenant's failure never stops the others. Results come in
+    /// the order of `tenants`.
     pub async fn check_many(
         &self,
         tenants: &[&Tenant],
+        only: Option<ProbeName>,
         concurrency: usize,
     ) -> Vec<(TenantId, Result<Vec<StoredProbe>, CheckError>)> {
         let permits = tokio::sync::Semaphore::new(concurrency.max(1));
         let mut runs = Vec::with_capacity(tenants.len());
         for &tenant in tenants {
-            runs.push(self.check_one(tenant, &permits));
+            runs.push(self.check_one(tenant, only, &permits));
         }
         futures::future::join_all(runs).await
     }
@@ -166,10 +168,11 @@ impl Checker {
     async fn check_one(
         &self,
         tenant: &Tenant,
+        only: Option<ProbeName>,
         permits: &tokio::sync::Semaphore,
     ) -> (TenantId, Result<Vec<StoredProbe>, CheckError>) {
         let _permit = permits.acquire().await;
-        (tenant.id.clone(), self.check(tenant, None).await)
+        (tenant.id.clone(), self.check(tenant, only).await)
     }
 }
 
