@@ -30,7 +30,7 @@ use crate::store::{
     DeploymentResult, NewAuditEntry, NewDeployment, NewPlan, StackState, Store, StoreError,
     StoredOutputs,
 };
-use crate::wait::WaitPolicy;
+use crate::wait::{Expectation, WaitPolicy};
 
 /// Tenants handled at once, unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -384,6 +384,18 @@ impl Fleet<'_> {
         parameters: Vec<Parameter>,
     ) -> ItemReport {
         let started = Instant::now();
+        // Read before this operation is recorded, so it is the last one.
+        // Only the polling depends on it: without it the wait backs off as usual.
+        let expected = match crate::history::stack(self.store, &item.tenant, item.stack).await {
+            Ok(took) => took.map(|took| Expectation {
+                started: tokio::time::Instant::now(),
+                took,
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "no expected duration: cannot read the history");
+                None
+            }
+        };
         let token = crate::apply::request_token(plan.generation, &item.tenant, item.stack);
         let deployment = self
             .store
@@ -410,6 +422,7 @@ impl Fleet<'_> {
             generation: plan.generation,
             release: &plan.release,
             parameters,
+            expected,
         };
         let outcome = applier.apply(&request).await;
         let duration = started.elapsed();
@@ -512,11 +525,7 @@ pub async fn previous_state(
     tenant: &TenantId,
     stack: StackKind,
 ) -> Result<Option<StackState>, StoreError> {
-    Ok(store
-        .stack_states()
-        .await?
-        .into_iter()
-        .find(|s| &s.tenant == tenant && s.stack == stack))
+    store.stack_state(tenant, stack).await
 }
 
 /// Records what was observed of a stack: its status, and the release and

@@ -217,6 +217,12 @@ pub trait Store:
     async fn put_stack_state(&self, state: StackState) -> Result<(), StoreError>;
     /// Everything known of every stack.
     async fn stack_states(&self) -> Result<Vec<StackState>, StoreError>;
+    /// What is known of one stack.
+    async fn stack_state(
+        &self,
+        tenant: &TenantId,
+        stack: StackKind,
+    ) -> Result<Option<StackState>, StoreError>;
     /// Appends to the audit chain.
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError>;
     /// Audit entries with `seq > after`, oldest first, at most `limit`.

@@ -71,6 +71,64 @@ fn json(text: &str) -> Result<serde_json::Value, StoreError> {
 }
 
 impl SqliteStore {
+    /// Stack states matching `filter` (a `WHERE`/`ORDER BY` tail).
+    fn query_stack_states(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StackState>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT tenant, stack, status, release, template_hash, last_outcome, last_reason, updated_at
+             FROM stack_states {filter}"
+        ))?;
+        type Raw = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let rows = stmt.query_map(args, |r| -> rusqlite::Result<Raw> {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (
+                tenant,
+                stack,
+                status,
+                release,
+                template_hash,
+                last_outcome,
+                last_reason,
+                updated_at,
+            ) = row?;
+            Ok(StackState {
+                tenant: parse("tenant", &tenant)?,
+                stack: parse("stack", &stack)?,
+                status,
+                release,
+                template_hash,
+                last_outcome,
+                last_reason,
+                updated_at: parse_time(&updated_at)?,
+            })
+        })
+        .collect()
+    }
+
     /// Opens (creating if needed) the state file at `path` and migrates it.
     /// The directory must exist: a typo in `state` must not silently create
     /// a fresh, empty state somewhere else.
@@ -502,56 +560,20 @@ impl Store for SqliteStore {
     }
 
     async fn stack_states(&self) -> Result<Vec<StackState>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT tenant, stack, status, release, template_hash, last_outcome, last_reason, updated_at
-             FROM stack_states ORDER BY tenant, stack",
-        )?;
-        type Raw = (
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-        );
-        let rows = stmt.query_map([], |r| -> rusqlite::Result<Raw> {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (
-                tenant,
-                stack,
-                status,
-                release,
-                template_hash,
-                last_outcome,
-                last_reason,
-                updated_at,
-            ) = row?;
-            Ok(StackState {
-                tenant: parse("tenant", &tenant)?,
-                stack: parse("stack", &stack)?,
-                status,
-                release,
-                template_hash,
-                last_outcome,
-                last_reason,
-                updated_at: parse_time(&updated_at)?,
-            })
-        })
-        .collect()
+        self.query_stack_states("ORDER BY tenant, stack", params![])
+    }
+
+    async fn stack_state(
+        &self,
+        tenant: &TenantId,
+        stack: StackKind,
+    ) -> Result<Option<StackState>, StoreError> {
+        Ok(self
+            .query_stack_states(
+                "WHERE tenant = ?1 AND stack = ?2",
+                params![tenant.as_str(), stack.as_str()],
+            )?
+            .pop())
     }
 
     async fn append_audit(&self, e: NewAuditEntry) -> Result<AuditEntry, StoreError> {
@@ -937,7 +959,30 @@ mod tests {
             updated_at: now(),
         };
         store.put_stack_state(state.clone()).await.unwrap();
-        assert_eq!(store.stack_states().await.unwrap(), vec![state]);
+        let other = StackState {
+            tenant: "other".parse().unwrap(),
+            stack: StackKind::Storage,
+            ..state.clone()
+        };
+        store.put_stack_state(other.clone()).await.unwrap();
+        assert_eq!(
+            store.stack_states().await.unwrap(),
+            vec![state.clone(), other.clone()]
+        );
+        assert_eq!(
+            store
+                .stack_state(&tenant(), StackKind::Worker)
+                .await
+                .unwrap(),
+            Some(state)
+        );
+        assert_eq!(
+            store
+                .stack_state(&tenant(), StackKind::Storage)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
