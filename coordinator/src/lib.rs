@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod desired;
 pub mod entitlement;
 pub mod heartbeat;
+pub mod history;
 pub mod manifest;
 pub mod observe;
 pub mod plan;

@@ -1485,3 +1485,71 @@ fn recover_records_the_recovered_stack_state() {
     assert_eq!(state.status.as_deref(), Some("UPDATE_ROLLBACK_COMPLETE"));
     assert_ne!(state.last_outcome.as_deref(), Some("needs_recovery"));
 }
+
+/// Deploys `acme` with 300 ms stack operations and 5 ms..10 s polls after
+/// recording, when `history`, that each of its stacks took about 300 ms
+/// last time; returns the deploy's (virtual) duration.
+async fn deploy_after(history: bool) -> Duration {
+    use coordinator::store::{DeploymentResult, NewDeployment, NewPlan};
+    let h = Harness::new(standard_tenants()[..1].to_vec()).await;
+    if history {
+        h.store
+            .record_plan(NewPlan {
+                actor: "test".into(),
+                release: "earlier".into(),
+                manifest_digest: "d".into(),
+                summary: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+        for stack in [StackKind::Storage, StackKind::Worker] {
+            let id = h
+                .store
+                .start_deployment(NewDeployment {
+                    generation: 1,
+                    tenant: tid("acme"),
+                    stack,
+                    action: "create".into(),
+                    token: "earlier".into(),
+                })
+                .await
+                .unwrap();
+            // The store's clock is the wall clock, not the paused one.
+            std::thread::sleep(Duration::from_millis(300));
+            h.store
+                .finish_deployment(
+                    id,
+                    DeploymentResult {
+                        outcome: "succeeded".into(),
+                        status: None,
+                        reason: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    h.fake.set_operation_duration(Duration::from_millis(300));
+    let policy = WaitPolicy {
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_secs(10),
+        deadline: Duration::from_secs(60),
+    };
+    let fleet = h.fleet_with(Release::builtin(), 8, policy);
+    let started = tokio::time::Instant::now();
+    let (_, _, report) = deploy(&fleet).await;
+    assert!(report.failed().is_empty(), "{report:#?}");
+    started.elapsed()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stack_is_polled_densely_around_the_time_its_last_operation_took() {
+    // Backing off from 5 ms, a 300 ms operation is first seen settled at
+    // the poll after 5+10+20+40+80+160 = 315 ms at the earliest.
+    let plain = deploy_after(false).await;
+    assert!(plain >= Duration::from_millis(630), "{plain:?}");
+    // With each stack's last duration on record, polls every 5 ms from
+    // 3/4 of it see each one within 5 ms.
+    let expected = deploy_after(true).await;
+    assert!(expected <= Duration::from_millis(610), "{expected:?}");
+}

@@ -30,7 +30,7 @@ use crate::observe::{
     wait_for_change_set,
 };
 use crate::plan::{Action, PlanItem};
-use crate::wait::{Poll, WaitError, WaitPolicy, poll_until};
+use crate::wait::{Expectation, Poll, WaitError, WaitPolicy, poll_until_expected};
 
 /// The idempotency token of a plan item: the same generation, tenant and
 /// stack always give the same token (at most 128 characters of `[A-Za-z0-9-]`).
@@ -132,6 +132,9 @@ pub struct ApplyRequest<'a> {
     pub release: &'a ReleaseVersion,
     /// Every parameter, known (earlier outputs substituted).
     pub parameters: Vec<Parameter>,
+    /// When the operation is expected to settle (it started then, and took
+    /// this long last time): the stack is polled densely around it.
+    pub expected: Option<Expectation>,
 }
 
 impl Applier<'_> {
@@ -193,7 +196,7 @@ impl Applier<'_> {
                 return self.failed_call(item.stack, e.to_string()).await;
             }
         }
-        self.wait(item, &HashSet::new()).await
+        self.wait(request, &HashSet::new()).await
     }
 
     async fn created_by(&self, stack: StackKind, generation: u64) -> bool {
@@ -273,7 +276,7 @@ impl Applier<'_> {
         {
             return self.failed_call(item.stack, e.to_string()).await;
         }
-        self.wait(item, &seen).await
+        self.wait(request, &seen).await
     }
 
     /// A call was refused: report it with the stack's current status.
@@ -289,12 +292,13 @@ impl Applier<'_> {
         }
     }
 
-    async fn wait(&self, item: &PlanItem, seen_before: &HashSet<String>) -> Outcome {
+    async fn wait(&self, request: &ApplyRequest<'_>, seen_before: &HashSet<String>) -> Outcome {
+        let item = request.item;
         let stack = item.stack.stack_name();
         let seen = std::sync::Mutex::new(seen_before.clone());
         let failed = std::sync::Mutex::new(Vec::<FailedResource>::new());
         let last_status = std::sync::Mutex::new(None);
-        let result = poll_until(self.stack_wait, || async {
+        let result = poll_until_expected(self.stack_wait, request.expected, || async {
             self.stream_events(item, &seen, &failed).await;
             let description = self.cloudformation.describe_stack(stack).await?;
             if let Some(d) = &description {

@@ -8,7 +8,8 @@
 //! * **`max_concurrent`** (default 8) bounds the tenants of one wave being
 //!   deployed at once. Waves never overlap, so it bounds the whole rollout.
 //!   Within a wave, tenants start longest expected first, by how long each
-//!   took in recent rollouts ([`order`]); manifest order without history.
+//!   one's last stack operations took ([`order`], [`crate::history`]);
+//!   manifest order without history.
 //! * **`failure_tolerance`** (default 0) is the number of failed tenants a
 //!   wave tolerates: a count, or a percentage of the wave's tenants rounded
 //!   **down** (StackSets' `FailureTolerancePercentage`): 10% of 9 tenants

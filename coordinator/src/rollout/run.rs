@@ -313,7 +313,9 @@ impl Runner<'_> {
                         planned = Some((p, plan));
                     }
                     let (p, plan) = planned.as_ref().expect("planned above");
-                    let expected = order::recent_durations(self.store(), id).await?;
+                    let expected =
+                        crate::history::fleet(self.store(), self.fleet.manifest.tenants.len())
+                            .await?;
                     let tenants = order::longest_first(&tenants, &expected);
                     let all = wave_tenants(&waves, &wave);
                     let already_failed = state.failures(all).len();

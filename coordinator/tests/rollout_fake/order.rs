@@ -1,9 +1,11 @@
 //! Within a wave, tenants start longest expected first, by the durations
-//! an earlier rollout recorded; manifest order without any.
+//! of their stacks' last operations (any deployment on record); manifest
+//! order without any.
 
 use std::time::Duration;
 
-use coordinator::store::{NewRolloutEvent, Store as _};
+use coordinator::store::{DeploymentResult, NewDeployment, NewPlan, Store as _};
+use stacks::StackKind;
 
 use super::*;
 
@@ -28,23 +30,39 @@ async fn tenants_start_longest_expected_first() {
     )
     .await;
     let health = ScriptedHealth::healthy(&h);
-    // An earlier rollout, as recorded.
-    let first = h.store.create_rollout("0", "alice").await.unwrap();
+    // Earlier deployments (say, the onboarding), as recorded: t03 took
+    // longest, t01 least; t04 has no record and is expected to take the
+    // mean (40 ms), before t02 (30 ms).
     h.store
-        .set_rollout_state(first.id, "succeeded", None)
+        .record_plan(NewPlan {
+            actor: "alice".into(),
+            release: "earlier".into(),
+            manifest_digest: "d".into(),
+            summary: serde_json::json!({}),
+        })
         .await
         .unwrap();
-    // t03 took longest, t01 least; t04 has no record and is expected to
-    // take the mean (20 s), after t02 (also 20 s, earlier in the manifest).
-    for (t, secs) in [("t01", 5), ("t02", 20), ("t03", 35)] {
+    for (t, ms) in [("t01", 10), ("t02", 30), ("t03", 80)] {
+        let id = h
+            .store
+            .start_deployment(NewDeployment {
+                generation: 1,
+                tenant: t.parse().unwrap(),
+                stack: StackKind::Storage,
+                action: "create".into(),
+                token: "earlier".into(),
+            })
+            .await
+            .unwrap();
+        // The store's clock is the wall clock, not the paused one.
+        std::thread::sleep(Duration::from_millis(ms));
         h.store
-            .append_rollout_event(
-                first.id,
-                NewRolloutEvent {
-                    kind: "tenant_succeeded".into(),
-                    wave: Some("canary".into()),
-                    tenant: Some(t.parse().unwrap()),
-                    details: serde_json::json!({ "duration_ms": secs * 1000 }),
+            .finish_deployment(
+                id,
+                DeploymentResult {
+                    outcome: "succeeded".into(),
+                    status: None,
+                    reason: None,
                 },
             )
             .await
@@ -54,7 +72,7 @@ async fn tenants_start_longest_expected_first() {
     assert_eq!(report.verdict, "succeeded", "{report:#?}");
     assert_eq!(
         started(&h, report.rollout).await,
-        ["t03", "t02", "t04", "t01"]
+        ["t03", "t04", "t02", "t01"]
     );
     // The report stays in manifest order.
     let names: Vec<String> = report
