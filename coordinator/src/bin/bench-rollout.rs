@@ -62,8 +62,8 @@ use coordinator::deploy::Fleet;
 use coordinator::heartbeat::detector::Health;
 use coordinator::manifest;
 use coordinator::rollout::{HealthSource, Runner, order};
+use coordinator::store::RolloutEvent;
 use coordinator::store::sqlite::SqliteStore;
-use coordinator::store::{NewRolloutEvent, RolloutEvent, Store as _};
 use coordinator::wait::WaitPolicy;
 use rand::{Rng, SeedableRng};
 use stacks::StackKind;
@@ -102,12 +102,22 @@ struct Args {
     /// Largest delay between polls of a stack operation, ms.
     #[arg(long, default_value_t = 50)]
     poll_max_ms: u64,
-    /// Record a previous rollout of the same fleet first, in which each
-    /// tenant took its drawn time ± this percentage (uniform), as the
-    /// history the rollout orders each wave by. Without it there is no
-    /// history (a first rollout: manifest order).
+    /// Roll out a previous release to the fleet first (not measured), in
+    /// which each stack operation took its drawn time ± this percentage
+    /// (uniform): the deployment history (`coordinator::history`) the
+    /// measured rollout orders each wave by and polls each operation
+    /// around, as the onboarding or the last release leaves it. The
+    /// measured rollout then updates every stack. Without it nothing is
+    /// deployed before and there is no history: a fleet's very first
+    /// deployment, creating every stack, in manifest order.
     #[arg(long, value_name = "PERCENT")]
     history_noise: Option<u32>,
+    /// Run no rollout: print the zero-overhead schedules of this many
+    /// draws of operation times (seeds 1..=N), in manifest order (what any
+    /// scheduler that does not know the times can expect) and longest
+    /// first, against the bound and the formula.
+    #[arg(long, value_name = "N")]
+    trials: Option<u64>,
 }
 
 // ----- /proc -----
@@ -195,41 +205,104 @@ fn ideal(tenant_times: &[f64], ordered: &[f64], ops: &[f64], concurrency: usize)
     }
 }
 
-/// Records a succeeded rollout in which each tenant took its drawn time
-/// times a factor uniform in 1 ± `noise`%; returns those durations.
-async fn previous_rollout(
-    store: &SqliteStore,
+/// The built-in release with the storage and worker templates' descriptions
+/// changed, as version `2026.10.0`: rolling the built-in release out over
+/// it updates both stacks of every tenant.
+fn previous_release() -> anyhow::Result<stacks::Release> {
+    let sources: Vec<(&'static str, &'static str)> = stacks::Release::builtin_sources()
+        .iter()
+        .map(|&(name, text)| {
+            if name != "storage.json" && name != "worker.json" {
+                return (name, text);
+            }
+            let changed = text.replacen("\"Description\": \"", "\"Description\": \"(previous) ", 1);
+            let leaked: &'static str = Box::leak(changed.into_boxed_str());
+            (name, leaked)
+        })
+        .collect();
+    stacks::Release::from_sources("2026.10.0".parse()?, &sources)
+        .map_err(|e| anyhow::anyhow!("previous release: {e}"))
+}
+
+/// Sets every stack's operation duration in the fake: `drawn` times
+/// `factor(…)` (one call per stack, in manifest order).
+fn set_durations(
+    fake: &FakeCloud,
+    manifest: &manifest::Manifest,
     drawn: &[(TenantId, String, f64, f64)],
-    noise: u32,
-    seed: u64,
-) -> anyhow::Result<BTreeMap<TenantId, Duration>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(1));
-    let r = store.create_rollout("previous", "bench").await?;
-    let mut out = BTreeMap::new();
-    for (tenant, wave, storage, worker) in drawn {
-        let n = f64::from(noise) / 100.0;
-        let factor = 1.0 + rng.random_range(-n..=n);
-        let took = Duration::from_secs_f64((storage + worker) * factor);
-        store
-            .append_rollout_event(
-                r.id,
-                NewRolloutEvent {
-                    kind: "tenant_succeeded".into(),
-                    wave: Some(wave.clone()),
-                    tenant: Some(tenant.clone()),
-                    details: serde_json::json!({ "duration_ms": took.as_millis() as u64 }),
-                },
-            )
-            .await?;
-        out.insert(tenant.clone(), took);
+    mut factor: impl FnMut() -> f64,
+) {
+    for (t, d) in manifest.tenants.iter().zip(drawn) {
+        for (kind, secs) in [(StackKind::Storage, d.2), (StackKind::Worker, d.3)] {
+            fake.set_stack_operation_duration(
+                &t.account_id,
+                t.region,
+                kind.stack_name(),
+                Duration::from_secs_f64(secs * factor()),
+            );
+        }
     }
-    store.set_rollout_state(r.id, "succeeded", None).await?;
-    Ok(out)
+}
+
+/// Per draw (seeds `1..=trials`): Σ over waves of the manifest-order and
+/// longest-first schedules, the bound and the formula; prints their ratios.
+fn order_blind(args: &Args, trials: u64) {
+    let canary = args.canary;
+    let mut ratios: Vec<(f64, f64, f64)> = Vec::new();
+    for seed in 1..=trials {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let ops: Vec<(f64, f64)> = (0..args.tenants)
+            .map(|_| {
+                let mut op = || rng.random_range(args.min_op_ms..=args.max_op_ms) as f64 / 1000.0;
+                (op(), op())
+            })
+            .collect();
+        let (mut manifest, mut lpt, mut bound, mut formula) = (0.0, 0.0, 0.0, 0.0);
+        for wave in [&ops[..canary], &ops[canary..]] {
+            let times: Vec<f64> = wave.iter().map(|(a, b)| a + b).collect();
+            let flat: Vec<f64> = wave.iter().flat_map(|(a, b)| [*a, *b]).collect();
+            let i = ideal(&times, &times, &flat, args.concurrency);
+            manifest += i.manifest;
+            lpt += i.longest_first;
+            bound += i.bound;
+            formula += i.formula;
+        }
+        ratios.push((manifest / bound, manifest / formula, lpt / bound));
+    }
+    let stats = |f: fn(&(f64, f64, f64)) -> f64| {
+        let mut v: Vec<f64> = ratios.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        (v[0], v[v.len() / 2], v[v.len() - 1])
+    };
+    println!(
+        "zero-overhead schedules over {trials} draws ({} tenants: {} canary + {} general, concurrency {}, operations {}..={} ms), min / median / max:",
+        args.tenants,
+        canary,
+        args.tenants - canary,
+        args.concurrency,
+        args.min_op_ms,
+        args.max_op_ms
+    );
+    for (what, (lo, mid, hi)) in [
+        ("manifest order ÷ bound  ", stats(|r| r.0)),
+        ("manifest order ÷ formula", stats(|r| r.1)),
+        ("longest first ÷ bound   ", stats(|r| r.2)),
+    ] {
+        println!("  {what}  {lo:.3} / {mid:.3} / {hi:.3}");
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(trials) = args.trials {
+        ensure!(
+            trials > 0 && args.canary < args.tenants,
+            "--trials needs N > 0 and --canary below --tenants"
+        );
+        order_blind(&args, trials);
+        return Ok(());
+    }
     ensure!(
         args.canary < args.tenants,
         "--canary must be below --tenants"
@@ -245,41 +318,66 @@ async fn main() -> anyhow::Result<()> {
     let mut drawn: Vec<(TenantId, String, f64, f64)> = Vec::new();
     for t in &manifest.tenants {
         fake.add_role(&t.account_id, DEPLOY_ROLE, Trust::requiring(&t.external_id));
-        let mut op = |kind: StackKind| {
-            let ms = rng.random_range(args.min_op_ms..=args.max_op_ms);
-            fake.set_stack_operation_duration(
-                &t.account_id,
-                t.region,
-                kind.stack_name(),
-                Duration::from_millis(ms),
-            );
-            ms as f64 / 1000.0
-        };
-        let storage = op(StackKind::Storage);
-        let worker = op(StackKind::Worker);
+        let mut op = || rng.random_range(args.min_op_ms..=args.max_op_ms) as f64 / 1000.0;
+        let storage = op();
+        let worker = op();
         drawn.push((t.id.clone(), t.wave.to_string(), storage, worker));
     }
     let store = SqliteStore::in_memory().context("in-memory store")?;
-    let expected = match args.history_noise {
-        Some(noise) => previous_rollout(&store, &drawn, noise, args.seed).await?,
-        None => BTreeMap::new(),
-    };
     let operator = access::operator(&fake).await?;
     let stack_wait = WaitPolicy {
         min_delay: Duration::from_millis(args.poll_min_ms),
         max_delay: Duration::from_millis(args.poll_max_ms),
         deadline: Duration::from_secs(600),
     };
-    let fleet = Fleet {
+    let fleet = |release| Fleet {
         connector: &fake,
         store: &store,
         manifest: &manifest,
-        release: stacks::Release::builtin(),
+        release,
         operator: &operator,
         concurrency: 64,
         stack_wait,
         change_set_wait: stack_wait,
     };
+    let previous = previous_release()?;
+    let expected = match args.history_noise {
+        Some(noise) => {
+            let n = f64::from(noise) / 100.0;
+            let mut noise_rng = rand::rngs::StdRng::seed_from_u64(args.seed.wrapping_add(1));
+            set_durations(&fake, &manifest, &drawn, || {
+                1.0 + noise_rng.random_range(-n..=n)
+            });
+            let started = Instant::now();
+            let report = Runner {
+                fleet: fleet(&previous),
+                health: &NoHealth,
+                poll_interval: Duration::from_secs(5),
+                lease_ttl: Duration::from_secs(60),
+                holder: coordinator::rollout::run::holder_name("bench"),
+                on_event: &|_| {},
+                progress: &|_| {},
+            }
+            .start()
+            .await
+            .context("previous rollout")?;
+            ensure!(
+                report.verdict == "succeeded",
+                "previous rollout {}",
+                report.verdict
+            );
+            println!(
+                "previous release {} rolled out (not measured) in {:.2} s",
+                previous.version(),
+                started.elapsed().as_secs_f64()
+            );
+            fake.clear_calls();
+            fake.reset_max_concurrent_operations();
+            coordinator::history::fleet(&store, manifest.tenants.len()).await?
+        }
+        None => BTreeMap::new(),
+    };
+    set_durations(&fake, &manifest, &drawn, || 1.0);
     let events: Mutex<Vec<(Instant, String, Option<String>)>> = Mutex::new(Vec::new());
     // RSS and peak RSS when the first wave starts (after planning).
     let planned_rss: Mutex<Option<(u64, u64)>> = Mutex::new(None);
@@ -296,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
             .push((Instant::now(), e.event.kind.clone(), e.event.wave.clone()));
     };
     let runner = Runner {
-        fleet,
+        fleet: fleet(stacks::Release::builtin()),
         health: &NoHealth,
         poll_interval: Duration::from_secs(5),
         lease_ttl: Duration::from_secs(60),
@@ -476,6 +574,15 @@ async fn main() -> anyhow::Result<()> {
         calls.len(),
         describes as f64 / args.tenants as f64
     );
+    let mut by_operation: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &calls {
+        *by_operation.entry(c.operation).or_default() += 1;
+    }
+    let by_operation: Vec<String> = by_operation
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect();
+    println!("                    {}", by_operation.join(", "));
     println!("max concurrent ops  {max_ops} (limit {})", args.concurrency);
     println!(
         "target (≤ 1.10 × bound): {}",

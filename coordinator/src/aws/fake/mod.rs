@@ -619,6 +619,13 @@ impl FakeCloud {
         self.lock().max_concurrent
     }
 
+    /// Starts [`Self::max_concurrent_operations`] over from the operations
+    /// in progress now.
+    pub fn reset_max_concurrent_operations(&self) {
+        let now = self.operations_in_progress();
+        self.lock().max_concurrent = now;
+    }
+
     /// Stack operations in progress now.
     pub fn operations_in_progress(&self) -> usize {
         let mut state = self.lock();
