@@ -3,8 +3,9 @@
 //! network).
 //!
 //! ```sh
-//! cargo run --release -p coordinator --bin bench-rollout                 # 500 tenants, tight polling
-//! cargo run --release -p coordinator --bin bench-rollout -- --poll-min-ms 2000 --poll-max-ms 15000
+//! cargo run --release -p coordinator --bin bench-rollout                      # a first deployment: no history
+//! cargo run --release -p coordinator --bin bench-rollout -- --history-noise 20 # an onboarded fleet
+//! cargo run --release -p coordinator --bin bench-rollout -- --trials 200       # order-blind schedules, no rollout
 //! ```
 //!
 //! Setup (not measured): a manifest of `--tenants` dedicated tenants in two
@@ -13,9 +14,16 @@
 //! and `bake_time = "0s"` (so the rollout is pure deployment time); a
 //! [`FakeCloud`] with every tenant's deploy role, and every stack's
 //! operation duration drawn uniformly in `[--min-op-ms, --max-op-ms]` with
-//! `--seed` ([`FakeCloud::set_stack_operation_duration`]). Nothing is
-//! deployed beforehand: every tenant creates its storage stack, then its
-//! worker stack, so a tenant takes the sum of its two durations.
+//! `--seed` ([`FakeCloud::set_stack_operation_duration`]).
+//!
+//! Without `--history-noise` nothing is deployed beforehand: every tenant
+//! creates its storage stack, then its worker stack, so a tenant takes the
+//! sum of its two durations, and there is no history to order by or poll
+//! around (a fleet's very first deployment). With `--history-noise P` a
+//! previous release is rolled out first, for real and not measured, with
+//! each operation taking its drawn time ± P% (uniform): the deployment
+//! records it leaves are what an onboarded fleet has. The measured rollout
+//! then updates both stacks of every tenant, each taking its drawn time.
 //!
 //! Measured: [`Runner::start`] in real time (planning included), its CPU
 //! (user + system, `/proc/self/stat`), the peak RSS over it (`VmHWM`, reset
