@@ -1490,43 +1490,10 @@ fn recover_records_the_recovered_stack_state() {
 /// recording, when `history`, that each of its stacks took about 300 ms
 /// last time; returns the deploy's (virtual) duration.
 async fn deploy_after(history: bool) -> Duration {
-    use coordinator::store::{DeploymentResult, NewDeployment, NewPlan};
     let h = Harness::new(standard_tenants()[..1].to_vec()).await;
     if history {
-        h.store
-            .record_plan(NewPlan {
-                actor: "test".into(),
-                release: "earlier".into(),
-                manifest_digest: "d".into(),
-                summary: serde_json::json!({}),
-            })
-            .await
-            .unwrap();
         for stack in [StackKind::Storage, StackKind::Worker] {
-            let id = h
-                .store
-                .start_deployment(NewDeployment {
-                    generation: 1,
-                    tenant: tid("acme"),
-                    stack,
-                    action: "create".into(),
-                    token: "earlier".into(),
-                })
-                .await
-                .unwrap();
-            // The store's clock is the wall clock, not the paused one.
-            std::thread::sleep(Duration::from_millis(300));
-            h.store
-                .finish_deployment(
-                    id,
-                    DeploymentResult {
-                        outcome: "succeeded".into(),
-                        status: None,
-                        reason: None,
-                    },
-                )
-                .await
-                .unwrap();
+            record_earlier_operation(&h.store, "acme", stack, Duration::from_millis(300)).await;
         }
     }
     h.fake.set_operation_duration(Duration::from_millis(300));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use coordinator::store::{DeploymentResult, NewDeployment, NewPlan, Store as _};
+use coordinator::store::Store as _;
 use stacks::StackKind;
 
 use super::*;
@@ -33,40 +33,8 @@ async fn tenants_start_longest_expected_first() {
     // Earlier deployments (say, the onboarding), as recorded: t03 took
     // longest, t01 least; t04 has no record and is expected to take the
     // mean (40 ms), before t02 (30 ms).
-    h.store
-        .record_plan(NewPlan {
-            actor: "alice".into(),
-            release: "earlier".into(),
-            manifest_digest: "d".into(),
-            summary: serde_json::json!({}),
-        })
-        .await
-        .unwrap();
     for (t, ms) in [("t01", 10), ("t02", 30), ("t03", 80)] {
-        let id = h
-            .store
-            .start_deployment(NewDeployment {
-                generation: 1,
-                tenant: t.parse().unwrap(),
-                stack: StackKind::Storage,
-                action: "create".into(),
-                token: "earlier".into(),
-            })
-            .await
-            .unwrap();
-        // The store's clock is the wall clock, not the paused one.
-        std::thread::sleep(Duration::from_millis(ms));
-        h.store
-            .finish_deployment(
-                id,
-                DeploymentResult {
-                    outcome: "succeeded".into(),
-                    status: None,
-                    reason: None,
-                },
-            )
-            .await
-            .unwrap();
+        record_earlier_operation(&h.store, t, StackKind::Storage, Duration::from_millis(ms)).await;
     }
     let report = runner(&h, &health).start().await.expect("rollout");
     assert_eq!(report.verdict, "succeeded", "{report:#?}");

@@ -423,3 +423,49 @@ pub async fn record_secret_put(
     };
     store.record_secret_write(write, audit).await.unwrap();
 }
+
+/// Records, as an earlier deployment would have, that `tenant`'s `stack`
+/// operation succeeded after about `took` (the store's clock is the wall
+/// clock, not a paused one, so this sleeps for real). Records a plan of
+/// generation 1 first if there is none.
+pub async fn record_earlier_operation(
+    store: &SqliteStore,
+    tenant: &str,
+    stack: StackKind,
+    took: Duration,
+) {
+    use coordinator::store::{DeploymentResult, NewDeployment, NewPlan, Store as _};
+    if store.latest_plan().await.unwrap().is_none() {
+        store
+            .record_plan(NewPlan {
+                actor: "test".into(),
+                release: "earlier".into(),
+                manifest_digest: "d".into(),
+                summary: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+    }
+    let id = store
+        .start_deployment(NewDeployment {
+            generation: 1,
+            tenant: tenant.parse().unwrap(),
+            stack,
+            action: "create".into(),
+            token: "earlier".into(),
+        })
+        .await
+        .unwrap();
+    std::thread::sleep(took);
+    store
+        .finish_deployment(
+            id,
+            DeploymentResult {
+                outcome: "succeeded".into(),
+                status: None,
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+}
