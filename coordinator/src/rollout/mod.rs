@@ -86,6 +86,9 @@ pub use run::{RolloutError, Runner, halt as halt_rollout};
 /// spends 15% over its schedule polling (`docs/benchmarks.md`). Each
 /// tenant account has one operation of ours at a time, so polling every
 /// 5–10 s costs nothing against CloudFormation's per-account API limits.
+/// When a stack's last operation is on record, the wait polls every 1 s
+/// from 3/4 to 5/4 of its duration ([`crate::wait::Expectation`]), so the
+/// operation is seen settled about a second after it is.
 pub const STACK_WAIT: WaitPolicy = WaitPolicy {
     min_delay: std::time::Duration::from_secs(1),
     max_delay: std::time::Duration::from_secs(5),
