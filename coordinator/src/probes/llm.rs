@@ -86,7 +86,7 @@ impl fmt::Debug for LlmProbe {
 impl LlmProbe {
     /// A probe whose Bedrock checks enter tenants' accounts as `operator`
     /// (the identity of every other tenant call), with
-    /// [`http::CONNECT_TIMEOUT`] and [`http::REQUEST_TIMEOUT`].
+    /// `http::CONNECT_TIMEOUT` and `http::REQUEST_TIMEOUT`.
     pub fn new(operator: Operator) -> Result<Self, ClientBuildError> {
         Ok(Self {
             http: http::client(http::CONNECT_TIMEOUT, http::REQUEST_TIMEOUT)

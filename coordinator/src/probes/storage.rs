@@ -15,7 +15,7 @@
 //! under `kms_key_arn` (the stack's `KmsKeyArn` for `deployed`) when there
 //! is one. Every failure becomes a [`ProbeError`] with a stable `storage.*`
 //! code ([`code`]), a message and a remedy naming the missing permission
-//! and the principal ([`diagnosis`]); docs/runbooks/storage-probe-failures.md
+//! and the principal (`diagnosis`); docs/runbooks/storage-probe-failures.md
 //! has one section per code.
 //!
 //! What this module must never do: fall back to another bucket or another

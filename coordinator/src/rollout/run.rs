@@ -3,7 +3,7 @@
 //! tenant with [`Fleet::apply`] on that tenant's slice of the plan.
 //!
 //! A run holds the rollout lease from start to end and renews it every
-//! third of its TTL. Every transition is a fenced write ([`FencedRollouts`]):
+//! third of its TTL. Every transition is a fenced write ([`crate::store::FencedRollouts`]):
 //! if another coordinator took the lease over, the write is refused and the
 //! run stops at once with [`RolloutError::LeaseLost`], writing nothing more.
 //! A run that ends (done, halted, or failed) releases the lease, so a

@@ -5,7 +5,7 @@
 //!
 //! What this module must never do: take a key. Messages are built from the
 //! provider, the secret's *name*, HTTP statuses and the provider's own
-//! error text after [`super::http`] scrubbed it.
+//! error text after `super::http` scrubbed it.
 
 use stacks::ids::TenantId;
 
