@@ -59,14 +59,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use stacks::Parameter;
 use stacks::ids::{AccountId, Region, RoleArn};
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
-use stacks::aws_names::QueueUrl;
-
 use super::{
     AwsError, CallerIdentity, ChangeSetDescription, ChangeSetStatus, ClientScope, CloudFormation,
-    Connector, CreateChangeSet, CreateStack, ErrorKind, Kms, ParameterStore, ReceivedMessage,
-    ResourceChange, RoleRequest, SecretsManager, Session, Sqs, StackCapability, StackDescription,
-    StackEvent, StackStatus, Sts, TenantCredentials,
+    Connector, CreateChangeSet, CreateStack, ErrorKind, Kms, ParameterStore, ResourceChange,
+    RoleRequest, SecretsManager, Session, Sqs, StackCapability, StackDescription, StackEvent,
+    StackStatus, Sts, TenantCredentials,
 };
 
 mod bedrock;
@@ -76,6 +73,9 @@ pub use secrets::{SdkKms, SdkParameterStore, SdkSecretsManager};
 
 mod s3;
 pub use s3::SdkS3;
+mod sqs;
+pub use sqs::{SdkSqs, SqsClients};
+pub(crate) use sqs::{check_delete, check_receive, delete_batch_error};
 
 /// Most attempts the SDK makes for one call (the first one included).
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -138,10 +138,12 @@ pub fn long_poll_timeouts(base: Option<&TimeoutConfig>) -> TimeoutConfig {
 }
 
 /// Builds SDK clients for the operator and for tenants from one base
-/// configuration. Building a client is cheap; none are cached.
+/// configuration. Building a client is cheap; none are cached but the
+/// per-region SQS clients every tenant's SQS calls share ([`SqsClients`]).
 #[derive(Clone)]
 pub struct SdkConnector {
     config: SdkConfig,
+    sqs: Arc<SqsClients>,
 }
 
 impl fmt::Debug for SdkConnector {
@@ -198,7 +200,10 @@ impl SdkConnector {
             .retry_config(retry_config())
             .timeout_config(timeouts)
             .build();
-        Self { config }
+        Self {
+            config,
+            sqs: Arc::default(),
+        }
     }
 
     /// The base configuration with a tenant's credentials and region.
@@ -226,18 +231,6 @@ impl SdkConnector {
                 region,
             } => self.tenant_config(Arc::clone(credentials), *region),
         }
-    }
-
-    /// The tenant's configuration for SQS, with [`long_poll_timeouts`].
-    fn tenant_sqs_config(
-        &self,
-        credentials: Arc<TenantCredentials>,
-        region: Region,
-    ) -> aws_sdk_sqs::Config {
-        let config = self.tenant_config(credentials, region);
-        aws_sdk_sqs::config::Builder::from(&config)
-            .timeout_config(long_poll_timeouts(config.timeout_config()))
-            .build()
     }
 
     /// CloudFormation with the operator's own credentials in `region` (not
@@ -277,8 +270,10 @@ impl Connector for SdkConnector {
     }
 
     fn tenant_sqs(&self, credentials: Arc<TenantCredentials>, region: Region) -> Arc<dyn Sqs> {
-        let config = self.tenant_sqs_config(credentials, region);
-        Arc::new(SdkSqs::new(aws_sdk_sqs::Client::from_conf(config)))
+        Arc::new(SdkSqs::with_credentials(
+            self.sqs.client(&self.config, region),
+            SharedCredentialsProvider::new(TenantCredentialsProvider(credentials)),
+        ))
     }
 
     fn s3(&self, access: &super::S3Access) -> Arc<dyn super::S3> {
@@ -702,212 +697,6 @@ impl CloudFormation for SdkCloudFormation {
     }
 }
 
-/// [`Sqs`] over the SDK's SQS client. Build it with
-/// [`long_poll_timeouts`] (as [`SdkConnector`] does) so long polls are not
-/// cut short.
-#[derive(Clone)]
-pub struct SdkSqs {
-    client: aws_sdk_sqs::Client,
-}
-
-impl fmt::Debug for SdkSqs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SdkSqs")
-            .field("region", &self.client.config().region().map(|r| r.as_ref()))
-            .finish_non_exhaustive()
-    }
-}
-
-impl SdkSqs {
-    /// Wraps a client.
-    pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        Self { client }
-    }
-}
-
-/// The bounds of [`Sqs::receive_messages`]: 1 to [`MAX_SQS_BATCH`]
-/// messages, a wait of at most [`MAX_LONG_POLL`] (shared with the fake).
-pub(crate) fn check_receive(max: u8, wait: Duration) -> Result<(), AwsError> {
-    const OP: &str = "ReceiveMessage";
-    if !(1..=MAX_SQS_BATCH).contains(&usize::from(max)) {
-        return Err(AwsError::new(
-            ErrorKind::Validation,
-            SQS,
-            OP,
-            format!("MaxNumberOfMessages must be between 1 and {MAX_SQS_BATCH}, got {max}"),
-        ));
-    }
-    if wait > MAX_LONG_POLL {
-        return Err(AwsError::new(
-            ErrorKind::Validation,
-            SQS,
-            OP,
-            format!("the wait must be at most {MAX_LONG_POLL:?}, got {wait:?}"),
-        ));
-    }
-    Ok(())
-}
-
-/// The bounds of [`Sqs::delete_messages`]: at most [`MAX_SQS_BATCH`]
-/// receipt handles (shared with the fake).
-pub(crate) fn check_delete(receipt_handles: &[String]) -> Result<(), AwsError> {
-    if receipt_handles.len() > MAX_SQS_BATCH {
-        return Err(AwsError::new(
-            ErrorKind::Validation,
-            SQS,
-            "DeleteMessageBatch",
-            format!(
-                "at most {MAX_SQS_BATCH} receipt handles per batch, got {}",
-                receipt_handles.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The error of a `DeleteMessageBatch` in which `failed` of `total` entries
-/// failed, classified by the first failure's code (shared with the fake).
-pub(crate) fn delete_batch_error(
-    failed: usize,
-    total: usize,
-    first_id: &str,
-    first_code: &str,
-    first_message: Option<&str>,
-) -> AwsError {
-    let message = first_message.unwrap_or_default();
-    let detail = if message.is_empty() {
-        String::new()
-    } else {
-        format!(": {message}")
-    };
-    AwsError::new(
-        AwsError::classify(Some(first_code), message),
-        SQS,
-        "DeleteMessageBatch",
-        format!(
-            "{failed} of {total} messages were not deleted; the first, entry {first_id}, failed with {first_code}{detail}"
-        ),
-    )
-    .with_code(first_code)
-}
-
-#[async_trait]
-impl Sqs for SdkSqs {
-    async fn send_message(&self, queue: &QueueUrl, body: &str) -> Result<(), AwsError> {
-        self.client
-            .send_message()
-            .queue_url(queue.as_str())
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SQS, "SendMessage", e))?;
-        Ok(())
-    }
-
-    /// A wait that is not a whole number of seconds is rounded up.
-    async fn receive_messages(
-        &self,
-        queue: &QueueUrl,
-        max: u8,
-        wait: Duration,
-    ) -> Result<Vec<ReceivedMessage>, AwsError> {
-        const OP: &str = "ReceiveMessage";
-        check_receive(max, wait)?;
-        let wait_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(queue.as_str())
-            .max_number_of_messages(i32::from(max))
-            .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SQS, OP, e))?;
-        out.messages()
-            .iter()
-            .map(|m| {
-                Ok(ReceivedMessage {
-                    message_id: required(SQS, OP, "MessageId", m.message_id())?.to_owned(),
-                    receipt_handle: required(SQS, OP, "ReceiptHandle", m.receipt_handle())?
-                        .to_owned(),
-                    body: m.body().unwrap_or_default().to_owned(),
-                })
-            })
-            .collect()
-    }
-
-    async fn delete_messages(
-        &self,
-        queue: &QueueUrl,
-        receipt_handles: &[String],
-    ) -> Result<(), AwsError> {
-        const OP: &str = "DeleteMessageBatch";
-        check_delete(receipt_handles)?;
-        if receipt_handles.is_empty() {
-            return Ok(());
-        }
-        let entries = receipt_handles
-            .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .map_err(|e| {
-                        AwsError::new(
-                            ErrorKind::Validation,
-                            SQS,
-                            OP,
-                            format!("could not build the request: {e}"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = self
-            .client
-            .delete_message_batch()
-            .queue_url(queue.as_str())
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SQS, OP, e))?;
-        match out.failed().first() {
-            None => Ok(()),
-            Some(first) => Err(delete_batch_error(
-                out.failed().len(),
-                receipt_handles.len(),
-                first.id(),
-                first.code(),
-                first.message(),
-            )),
-        }
-    }
-
-    async fn queue_depth(&self, queue: &QueueUrl) -> Result<u64, AwsError> {
-        const OP: &str = "GetQueueAttributes";
-        let attribute = QueueAttributeName::ApproximateNumberOfMessages;
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(queue.as_str())
-            .attribute_names(attribute.clone())
-            .send()
-            .await
-            .map_err(|e| sdk_error(SQS, OP, e))?;
-        let value = out.attributes().and_then(|a| a.get(&attribute));
-        let value = required(SQS, OP, "ApproximateNumberOfMessages", value)?;
-        value.parse().map_err(|_| {
-            AwsError::new(
-                ErrorKind::Other,
-                SQS,
-                OP,
-                format!("ApproximateNumberOfMessages {value:?} is not a number"),
-            )
-        })
-    }
-}
-
 fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(time.secs(), time.subsec_nanos())
 }
@@ -1327,16 +1116,17 @@ mod tests {
             },
         ));
         let region = Region::EuWest1;
-        let sqs_config = connector.tenant_sqs_config(Arc::clone(&credentials), region);
-        let timeouts = sqs_config.timeout_config().expect("timeouts");
+        let shared = connector.sqs.client(&connector.config, region);
+        let timeouts = shared.config().timeout_config().expect("timeouts");
         assert_eq!(
             timeouts.operation_timeout(),
             Some(MAX_LONG_POLL + LONG_POLL_MARGIN)
         );
         let sqs = connector.tenant_sqs(credentials, region);
-        let queue: QueueUrl = "https://sqs.eu-west-1.amazonaws.com/222222222222/q"
-            .parse()
-            .unwrap();
+        let queue: stacks::aws_names::QueueUrl =
+            "https://sqs.eu-west-1.amazonaws.com/222222222222/q"
+                .parse()
+                .unwrap();
         for (max, wait) in [
             (0, Duration::ZERO),
             (11, Duration::ZERO),

@@ -272,3 +272,34 @@ async fn a_queue_of_another_account_is_not_reached() {
     }
     assert_eq!(depth(&other_admin, &theirs).await, "0");
 }
+
+/// Tenants in one region share one SDK client (`SqsClients`); every call
+/// still carries its own tenant's credentials, so each lands in its own
+/// account even when the calls interleave.
+#[tokio::test]
+async fn tenants_sharing_a_regional_client_each_act_in_their_own_account() {
+    let base = base_config().await;
+    let connector = SdkConnector::from_config(base.clone());
+    let accounts = [fresh_account(), fresh_account()];
+    let mut queues = Vec::new();
+    let mut admins = Vec::new();
+    for account in &accounts {
+        let admin = admin_sqs(&base, account).await;
+        queues.push(create_queue(&admin, "docproc-worker-jobs").await);
+        admins.push(admin);
+    }
+    let clients: Vec<Arc<dyn Sqs>> = accounts.iter().map(|a| tenant_sqs(&connector, a)).collect();
+    // Interleaved: 3 messages to the first account, 5 to the second.
+    let sends = (0..8).map(|i| {
+        let which = usize::from(i >= 3);
+        let (sqs, queue) = (&clients[which], &queues[which]);
+        async move { sqs.send_message(queue, &format!("m{i}")).await }
+    });
+    for result in futures::future::join_all(sends).await {
+        result.expect("send to the tenant's own queue");
+    }
+    assert_eq!(depth(&admins[0], &queues[0]).await, "3");
+    assert_eq!(depth(&admins[1], &queues[1]).await, "5");
+    assert_eq!(clients[0].queue_depth(&queues[0]).await.expect("depth"), 3);
+    assert_eq!(clients[1].queue_depth(&queues[1]).await.expect("depth"), 5);
+}
