@@ -34,6 +34,23 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// The operator of `identity` (its `GetCallerIdentity`): the last path
+    /// element of the ARN (`.../assumed-role/Role/alice`, `.../user/alice`)
+    /// names the person or session.
+    pub fn from_identity(identity: CallerIdentity) -> Self {
+        let who = identity
+            .arn
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or("coordinator")
+            .to_owned();
+        Operator {
+            source_identity: SessionName::sanitize(&who),
+            session_name: SessionName::sanitize(&format!("docproc-{who}")),
+            identity,
+        }
+    }
+
     /// The actor recorded in audit entries: the operator's ARN.
     pub fn actor(&self) -> &str {
         &self.identity.arn
@@ -105,19 +122,7 @@ pub async fn operator(connector: &dyn Connector) -> Result<Operator, AccessError
         .caller_identity()
         .await
         .map_err(AccessError::Operator)?;
-    // The last path element of the ARN names the person or session
-    // (`.../assumed-role/Role/alice`, `.../user/alice`).
-    let who = identity
-        .arn
-        .rsplit(['/', ':'])
-        .next()
-        .unwrap_or("coordinator")
-        .to_owned();
-    Ok(Operator {
-        source_identity: SessionName::sanitize(&who),
-        session_name: SessionName::sanitize(&format!("docproc-{who}")),
-        identity,
-    })
+    Ok(Operator::from_identity(identity))
 }
 
 /// A tenant's account, reached and verified.

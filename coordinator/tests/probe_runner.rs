@@ -73,18 +73,36 @@ async fn an_unopenable_secret_store_fails_only_the_probes_that_read_a_secret() {
     assert!(recorded.iter().all(|p| p.config_digest == digest));
 }
 
+/// The storage probe (bucket through the role), the queue probe and the
+/// secret store in the tenant's account (opened on every check) share one
+/// role session per tenant: three rounds, one AssumeRole.
 #[tokio::test]
 async fn probe_rounds_reuse_each_tenants_role_session() {
     let tenants = vec![TenantSpec::numbered(
         "acme",
         1,
         "eu-west-1",
-        &["dedicated_aws", "byo_ai_keys"],
+        &["dedicated_aws", "byo_ai_keys", "customer_storage"],
     )];
-    let m = Arc::new(manifest(&tenants));
+    let text = support::manifest_text(&tenants, "coordinator.db")
+        + "\n[secrets]\nbackend = \"secrets_manager\"\naccount = \"tenant\"\n";
+    let m = coordinator::manifest::from_text(std::path::Path::new("deploy.toml"), text)
+        .unwrap_or_else(|e| panic!("test manifest is invalid: {}", e.report.render()))
+        .manifest;
+    let m = Arc::new(m);
     let fake = support::fake_with_agents(&m);
+    let bucket: stacks::aws_names::BucketName = "acme-docs".parse().unwrap();
+    fake.add_bucket(&bucket, stacks::ids::Region::EuWest1);
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     support::deploy_on(&fake, &m, store.as_ref()).await;
+    let acme = &m.tenants[0];
+    let config = serde_json::from_value(serde_json::json!({
+        "storage": {"mode": "customer_s3", "bucket": "acme-docs", "region": "eu-west-1"}
+    }))
+    .unwrap();
+    change::set_config(store.as_ref(), acme, config, Some(0), "test")
+        .await
+        .unwrap();
     let operator = access::operator(&fake).await.unwrap();
     let checker = Checker::standard(
         m.clone(),
@@ -94,15 +112,21 @@ async fn probe_rounds_reuse_each_tenants_role_session() {
         [],
     )
     .unwrap();
-    let acme = &m.tenants[0];
     let before = fake.assume_count();
     for _ in 0..3 {
-        let stored = checker.check(acme, Some(ProbeName::Queues)).await.unwrap();
-        assert_eq!(stored[0].outcome.status, ProbeStatus::Passing, "{stored:?}");
+        let stored = checker.check(acme, None).await.unwrap();
+        for probe in [ProbeName::Storage, ProbeName::Queues] {
+            let outcome = &stored
+                .iter()
+                .find(|s| s.outcome.probe == probe)
+                .unwrap()
+                .outcome;
+            assert_eq!(outcome.status, ProbeStatus::Passing, "{outcome:?}");
+        }
     }
     assert_eq!(
         fake.assume_count() - before,
         1,
-        "one AssumeRole for three rounds"
+        "one AssumeRole for three rounds of the storage and queue probes and the secret store"
     );
 }

@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stacks::ids::TenantId;
 
+use crate::access::{Operator, SessionCache};
 use crate::aws::Connector;
 use crate::manifest::Tenant;
 use crate::privacy::PrivacyConfig;
@@ -163,6 +164,12 @@ pub struct ProbeTarget {
     pub secrets: Arc<dyn SecretStore>,
     /// AWS (the tenant's role, or the vendor's identity).
     pub connector: Arc<dyn Connector>,
+    /// The vendor identity calls into the tenant's account are made as.
+    pub operator: Operator,
+    /// The tenants' role sessions, shared by every probe and by the secret
+    /// store: the first use assumes the role and checks the account (fail
+    /// closed), later ones reuse the session.
+    pub sessions: Arc<SessionCache>,
     /// The storage stack's outputs, when deployed (for `deployed` storage).
     pub storage_outputs: Option<std::collections::BTreeMap<String, String>>,
     /// The worker stack's outputs, when deployed.

@@ -11,7 +11,7 @@ use stacks::ids::TenantId;
 
 use super::workers::{HeartbeatProbe, QueuesProbe};
 use super::{Probe, ProbeError, ProbeName, ProbeOutcome, ProbeStatus, ProbeTarget, run};
-use crate::access::Operator;
+use crate::access::{Operator, SessionCache};
 use crate::aws::Connector;
 use crate::heartbeat::detector::TenantHealth;
 use crate::manifest::{Manifest, Tenant};
@@ -37,6 +37,10 @@ pub struct Checker {
     pub probes: Vec<Arc<dyn Probe>>,
     /// Per probe.
     pub deadline: Duration,
+    /// The vendor identity of calls into tenants' accounts.
+    pub operator: Operator,
+    /// Tenants' role sessions, kept between rounds.
+    pub sessions: Arc<SessionCache>,
 }
 
 /// Why a tenant could not be checked at all.
@@ -57,10 +61,10 @@ impl Checker {
         heartbeats: impl IntoIterator<Item = (TenantId, TenantHealth)>,
     ) -> Result<Self, super::llm::ClientBuildError> {
         let probes: Vec<Arc<dyn Probe>> = vec![
-            Arc::new(super::StorageProbe::new()),
+            Arc::new(super::StorageProbe),
             Arc::new(super::LlmProbe::new(operator.clone())?),
             Arc::new(HeartbeatProbe::new(heartbeats)),
-            Arc::new(QueuesProbe::new(operator)),
+            Arc::new(QueuesProbe),
         ];
         Ok(Self {
             manifest,
@@ -68,6 +72,8 @@ impl Checker {
             connector,
             probes,
             deadline: DEFAULT_DEADLINE,
+            operator,
+            sessions: Arc::default(),
         })
     }
 
@@ -107,11 +113,12 @@ impl Checker {
         // Probes that read no secret (the tenant's role, vendor-hosted
         // dependencies, the workers) run even when the store cannot be
         // opened; those that would read one fail with why.
-        let (secrets, unavailable) = match crate::secrets::open_for(
+        let (secrets, unavailable) = match crate::secrets::open_with(
             tenant,
             &self.manifest,
             self.connector.as_ref(),
             self.store.clone(),
+            Some((&self.operator, &self.sessions)),
         )
         .await
         {
@@ -126,6 +133,8 @@ impl Checker {
             config: record.config.clone(),
             secrets,
             connector: self.connector.clone(),
+            operator: self.operator.clone(),
+            sessions: self.sessions.clone(),
             storage_outputs,
             worker_outputs,
         };

@@ -27,9 +27,8 @@ mod diagnosis;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rand::Rng as _;
@@ -40,9 +39,9 @@ use stacks::builtin::storage::Storage;
 use stacks::ids::{RoleArn, TenantId};
 
 use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget};
-use crate::access::{Operator, SESSION_DURATION};
+use crate::access::AccessError;
 use crate::aws::s3::StaticKey;
-use crate::aws::{RoleRequest, S3Access, S3Credentials, SessionName, TenantCredentials};
+use crate::aws::{S3Access, S3Credentials, TenantCredentials};
 use crate::privacy::StorageMode;
 use crate::secrets::{SecretError, SecretName};
 use diagnosis::{Step, diagnose};
@@ -115,79 +114,46 @@ pub const CANARY_PREFIX: &str = stacks::builtin::bootstrap::STORAGE_PROBE_PREFIX
 /// Where the probe points people for policies to copy.
 const ADMIN_DOC: &str = "docs/admin/s3-customer-storage.md";
 
-/// The storage probe. Cheap to share (`Arc<dyn Probe>`); it keeps each
-/// tenant's role credentials between runs so a scheduled probe does not
-/// assume the role every time.
-pub struct StorageProbe {
-    session_name: SessionName,
-    source_identity: Option<SessionName>,
-    credentials: Mutex<HashMap<TenantId, Arc<TenantCredentials>>>,
-}
-
-impl fmt::Debug for StorageProbe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StorageProbe")
-            .field("session_name", &self.session_name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for StorageProbe {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The storage probe. Stateless: the tenant's role session comes from the
+/// target's [`SessionCache`](crate::access::SessionCache), which assumes the
+/// role and checks the account on first use and keeps the session between
+/// runs, so a scheduled probe does not assume the role every time.
+#[derive(Debug, Default)]
+pub struct StorageProbe;
 
 impl StorageProbe {
-    /// A probe whose role sessions are named `docproc-storage-probe` in the
-    /// customer's CloudTrail.
-    pub fn new() -> Self {
-        Self {
-            session_name: SessionName::sanitize("docproc-storage-probe"),
-            source_identity: None,
-            credentials: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A probe whose role sessions carry the operator's session name and
-    /// source identity, like every other call into tenants' accounts.
-    pub fn with_operator(operator: &Operator) -> Self {
-        Self {
-            session_name: operator.session_name.clone(),
-            source_identity: Some(operator.source_identity.clone()),
-            credentials: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The tenant's role credentials, reused while the role and ExternalId
-    /// stay the same.
-    fn tenant_credentials(&self, target: &ProbeTarget) -> Arc<TenantCredentials> {
+    /// The tenant's role credentials, from the shared session cache; a role
+    /// that cannot be assumed, or that lands in another account, fails here.
+    async fn tenant_credentials(
+        &self,
+        target: &ProbeTarget,
+    ) -> Result<Arc<TenantCredentials>, ProbeError> {
         let tenant = &target.tenant;
-        let mut cache = self
-            .credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = cache.get(&tenant.id) {
-            let request = cached.request();
-            if request.role_arn == tenant.role_arn
-                && request.external_id.as_ref() == Some(&tenant.external_id)
-            {
-                return Arc::clone(cached);
-            }
-        }
-        let request = RoleRequest {
-            role_arn: tenant.role_arn.clone(),
-            external_id: Some(tenant.external_id.clone()),
-            session_name: self.session_name.clone(),
-            source_identity: self.source_identity.clone(),
-            duration: SESSION_DURATION,
-        };
-        let fresh = Arc::new(TenantCredentials::new(
-            target.connector.operator_sts(),
-            request,
-        ));
-        cache.insert(tenant.id.clone(), Arc::clone(&fresh));
-        fresh
+        target
+            .sessions
+            .credentials(target.connector.as_ref(), &target.operator, tenant)
+            .await
+            .map_err(|e| {
+                if matches!(e, AccessError::WrongAccount { .. }) {
+                    ProbeError::new(
+                        code::INVALID_CREDENTIALS,
+                        format!("tenant `{}`'s storage was not touched ({e})", tenant.id),
+                        "correct role_arn and account_id of the tenant in deploy.toml (`coordinator tenant verify` shows the account the role lands in), then run the check again",
+                    )
+                } else if e.is_denied() {
+                    ProbeError::new(
+                        code::INVALID_CREDENTIALS,
+                        format!("tenant `{}`'s role could not be used to reach its storage ({e})", tenant.id),
+                        "the customer may have deleted or changed the docproc-bootstrap stack, or the tenant's external_id in deploy.toml is wrong: ask the customer to check the bootstrap stack (docs/runbooks/onboarding.md), then run the check again",
+                    )
+                } else {
+                    ProbeError::new(
+                        code::UNREACHABLE,
+                        format!("tenant `{}`'s account could not be reached to check its storage ({e})", tenant.id),
+                        "run `coordinator tenant verify` for this tenant: it names what failed (STS reachable, the role's trust, the account); the next scheduled check retries",
+                    )
+                }
+            })
     }
 
     /// Where to write and as whom; `None` when storage is hosted.
@@ -206,7 +172,7 @@ impl StorageProbe {
                         (S3Credentials::Static(key), principal)
                     }
                     None => (
-                        S3Credentials::Tenant(self.tenant_credentials(target)),
+                        S3Credentials::Tenant(self.tenant_credentials(target).await?),
                         Principal::Role(tenant.role_arn.clone()),
                     ),
                 };
@@ -249,7 +215,7 @@ impl StorageProbe {
                 Ok(Some(Canary {
                     bucket: outputs.bucket_name,
                     access: S3Access {
-                        credentials: S3Credentials::Tenant(self.tenant_credentials(target)),
+                        credentials: S3Credentials::Tenant(self.tenant_credentials(target).await?),
                         region: tenant.region,
                         endpoint: None,
                         path_style: false,

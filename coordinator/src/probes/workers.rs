@@ -10,7 +10,6 @@ use stacks::aws_names::QueueUrl;
 use stacks::ids::TenantId;
 
 use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget};
-use crate::access::{Operator, SessionCache};
 use crate::aws::ErrorKind;
 use crate::heartbeat::detector::{Health, TenantHealth};
 
@@ -86,21 +85,10 @@ impl Probe for HeartbeatProbe {
 
 /// The worker queues through the tenant's role: both reachable, the
 /// dead-letter queue empty.
-#[derive(Debug)]
-pub struct QueuesProbe {
-    operator: Operator,
-    sessions: SessionCache,
-}
-
-impl QueuesProbe {
-    /// A probe acting as `operator` (carried into the customer's CloudTrail).
-    pub fn new(operator: Operator) -> Self {
-        Self {
-            operator,
-            sessions: SessionCache::default(),
-        }
-    }
-}
+/// It acts as the target's operator (carried into the customer's
+/// CloudTrail), through the target's session cache.
+#[derive(Debug, Default)]
+pub struct QueuesProbe;
 
 fn queue(outputs: &BTreeMap<String, String>, key: &str) -> Option<QueueUrl> {
     outputs.get(key)?.parse().ok()
@@ -127,9 +115,9 @@ impl Probe for QueuesProbe {
             ));
         };
         let tenant = &target.tenant;
-        let credentials = match self
+        let credentials = match target
             .sessions
-            .credentials(target.connector.as_ref(), &self.operator, tenant)
+            .credentials(target.connector.as_ref(), &target.operator, tenant)
             .await
         {
             Ok(credentials) => credentials,

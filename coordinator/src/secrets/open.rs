@@ -9,7 +9,9 @@
 //! - `secrets_manager`, `ssm` with `account = "tenant"`: the tenant's
 //!   deploy role in the tenant's region, reached through [`access::connect`]
 //!   (AssumeRole with its ExternalId, then the account checked: fail
-//!   closed). Only for tenants with `dedicated_aws`.
+//!   closed), or through a [`SessionCache`] that did that once
+//!   ([`open_with`], for the probe runner). Only for tenants with
+//!   `dedicated_aws`.
 //! - `age_file`: the file, identity and recipients.
 //!
 //! It makes no decision of its own and writes nothing: a missing master key
@@ -25,7 +27,7 @@ use super::hosted::HostedStore;
 use super::key_wrapper::{FileKeyWrapper, KeyWrapper, KmsKeyWrapper};
 use super::ssm::SsmStore;
 use super::{SecretError, SecretStore};
-use crate::access;
+use crate::access::{self, Operator, SessionCache};
 use crate::aws::{ClientScope, Connector};
 use crate::manifest::raw::SecretsAccount;
 use crate::manifest::secrets::{AwsSecrets, MasterKey, SecretsBackend};
@@ -45,12 +47,27 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The secret store that holds `tenant`'s secrets under `manifest`;
-/// `records` is the coordinator's database (used by the hosted store).
+/// `records` is the coordinator's database (used by the hosted store). A
+/// backend in the tenant's account is reached afresh.
 pub async fn open_for(
     tenant: &Tenant,
     manifest: &Manifest,
     connector: &dyn Connector,
     records: Arc<dyn SealedSecrets>,
+) -> Result<Arc<dyn SecretStore>, SecretError> {
+    open_with(tenant, manifest, connector, records, None).await
+}
+
+/// [`open_for`], reaching a backend in the tenant's account through
+/// `sessions` as `operator` when given (a caller that opens the store every
+/// few minutes keeps one session per tenant instead of assuming the role
+/// each time).
+pub async fn open_with(
+    tenant: &Tenant,
+    manifest: &Manifest,
+    connector: &dyn Connector,
+    records: Arc<dyn SealedSecrets>,
+    sessions: Option<(&Operator, &SessionCache)>,
 ) -> Result<Arc<dyn SecretStore>, SecretError> {
     let vendor_region = manifest.coordinator.region;
     Ok(match manifest.secrets.for_tenant(&tenant.id) {
@@ -67,8 +84,15 @@ pub async fn open_for(
             Arc::new(HostedStore::new(records, wrapper))
         }
         SecretsBackend::SecretsManager(settings) => {
-            let (scope, location) =
-                scope(tenant, manifest, connector, settings, "Secrets Manager").await?;
+            let (scope, location) = scope(
+                tenant,
+                manifest,
+                connector,
+                sessions,
+                settings,
+                "Secrets Manager",
+            )
+            .await?;
             Arc::new(SecretsManagerStore::new(
                 connector.secrets_manager(&scope),
                 settings.prefix.clone(),
@@ -77,8 +101,15 @@ pub async fn open_for(
             ))
         }
         SecretsBackend::Ssm(settings) => {
-            let (scope, location) =
-                scope(tenant, manifest, connector, settings, "SSM Parameter Store").await?;
+            let (scope, location) = scope(
+                tenant,
+                manifest,
+                connector,
+                sessions,
+                settings,
+                "SSM Parameter Store",
+            )
+            .await?;
             Arc::new(SsmStore::new(
                 connector.parameter_store(&scope),
                 settings.prefix.clone(),
@@ -99,6 +130,7 @@ async fn scope(
     tenant: &Tenant,
     manifest: &Manifest,
     connector: &dyn Connector,
+    sessions: Option<(&Operator, &SessionCache)>,
     settings: &AwsSecrets,
     service: &str,
 ) -> Result<(ClientScope, String), SecretError> {
@@ -127,31 +159,34 @@ async fn scope(
                 location: location.clone(),
                 message: e.to_string(),
             })?;
-            let operator = access::operator(connector)
-                .await
-                .map_err(|e| SecretError::Denied {
-                    location: location.clone(),
-                    message: chain(&e),
-                })?;
-            let reached = access::connect(connector, &operator, tenant)
-                .await
-                .map_err(|e| {
-                    let message = chain(&e);
-                    if e.is_denied() {
-                        SecretError::Denied {
-                            location: location.clone(),
-                            message,
-                        }
-                    } else {
-                        SecretError::Backend {
-                            location: location.clone(),
-                            message,
-                        }
+            let reached = match sessions {
+                Some((operator, sessions)) => {
+                    sessions.credentials(connector, operator, tenant).await
+                }
+                None => match access::operator(connector).await {
+                    Ok(operator) => access::connect(connector, &operator, tenant)
+                        .await
+                        .map(|reached| reached.credentials),
+                    Err(e) => Err(e),
+                },
+            };
+            let credentials = reached.map_err(|e| {
+                let message = chain(&e);
+                if e.is_denied() {
+                    SecretError::Denied {
+                        location: location.clone(),
+                        message,
                     }
-                })?;
+                } else {
+                    SecretError::Backend {
+                        location: location.clone(),
+                        message,
+                    }
+                }
+            })?;
             Ok((
                 ClientScope::Tenant {
-                    credentials: reached.credentials,
+                    credentials,
                     region: tenant.region,
                 },
                 location,

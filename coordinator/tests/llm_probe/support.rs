@@ -98,6 +98,8 @@ impl World {
             config,
             secrets,
             connector: Arc::new(self.cloud.clone()),
+            operator: access::Operator::from_identity(self.cloud.operator_identity()),
+            sessions: Arc::default(),
             storage_outputs: None,
             worker_outputs: None,
         }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use coordinator::access::{self, Operator};
 use coordinator::aws::sdk::SdkConnector;
 use coordinator::aws::{ClientScope, Connector, RoleRequest, SessionName, TenantCredentials};
 use coordinator::manifest::Tenant;
@@ -40,6 +41,7 @@ const SECRET: &str = "s3-credentials";
 struct World {
     tenant: Tenant,
     connector: Arc<SdkConnector>,
+    operator: Operator,
     secrets: Arc<SecretsManagerStore>,
     /// SDK configuration acting in the tenant's account, for set-up.
     config: SdkConfig,
@@ -84,9 +86,13 @@ async fn world() -> World {
         None,
         format!("Secrets Manager in {account}/us-east-1"),
     ));
+    let operator = access::operator(connector.as_ref())
+        .await
+        .expect("the operator's identity");
     World {
         tenant,
         connector,
+        operator,
         secrets,
         config,
     }
@@ -110,13 +116,15 @@ impl World {
             },
             secrets: self.secrets.clone(),
             connector: self.connector.clone(),
+            operator: self.operator.clone(),
+            sessions: Arc::default(),
             storage_outputs: None,
             worker_outputs: None,
         }
     }
 
     async fn check(&self, storage: CustomerS3) -> Finding {
-        let probe: Arc<dyn Probe> = Arc::new(StorageProbe::new());
+        let probe: Arc<dyn Probe> = Arc::new(StorageProbe);
         probe.check(&self.target(storage)).await
     }
 

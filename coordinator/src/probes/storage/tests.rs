@@ -11,6 +11,7 @@ use stacks::aws_names::BucketName;
 use stacks::ids::{Capability, Region};
 
 use super::{StorageProbe, code};
+use crate::access::Operator;
 use crate::aws::fake::{FakeCloud, S3Fault, S3Operation, Trust};
 use crate::aws::{AwsError, ErrorKind};
 use crate::manifest::Tenant;
@@ -95,13 +96,15 @@ impl World {
             },
             secrets: self.secrets.clone(),
             connector: Arc::new(self.cloud.clone()),
+            operator: Operator::from_identity(self.cloud.operator_identity()),
+            sessions: Arc::default(),
             storage_outputs: None,
             worker_outputs: None,
         }
     }
 
     async fn check(&self, storage: CustomerS3) -> Finding {
-        StorageProbe::new()
+        StorageProbe
             .check(&self.target(StorageMode::CustomerS3(storage)))
             .await
     }
@@ -132,16 +135,14 @@ fn assert_no_secret(text: &str) {
 #[tokio::test]
 async fn hosted_storage_is_not_applicable() {
     let w = world();
-    let finding = StorageProbe::new()
-        .check(&w.target(StorageMode::Hosted))
-        .await;
+    let finding = StorageProbe.check(&w.target(StorageMode::Hosted)).await;
     assert!(matches!(finding, Finding::NotApplicable(_)), "{finding:?}");
 }
 
 #[tokio::test]
 async fn a_good_bucket_passes_through_the_tenant_role_and_is_left_clean() {
     let w = world();
-    let probe: Arc<dyn Probe> = Arc::new(StorageProbe::new());
+    let probe: Arc<dyn Probe> = Arc::new(StorageProbe);
     let target = w.target(StorageMode::CustomerS3(w.customer_s3()));
     let outcome = crate::probes::run(probe.as_ref(), &target, Duration::from_secs(5)).await;
     assert_eq!(outcome.status, ProbeStatus::Passing, "{outcome:?}");
@@ -177,7 +178,7 @@ async fn a_good_bucket_passes_with_a_static_key_and_sse_kms() {
 async fn deployed_storage_uses_the_stack_outputs() {
     let w = world();
     let mut target = w.target(StorageMode::Deployed);
-    let finding = StorageProbe::new().check(&target).await;
+    let finding = StorageProbe.check(&target).await;
     let Finding::Fail(e) = finding else {
         panic!("expected a failure, got {finding:?}");
     };
@@ -187,7 +188,7 @@ async fn deployed_storage_uses_the_stack_outputs() {
         ("BucketArn".to_owned(), format!("arn:aws:s3:::{}", w.bucket)),
         ("KmsKeyArn".to_owned(), KMS_KEY.to_owned()),
     ]));
-    let finding = StorageProbe::new().check(&target).await;
+    let finding = StorageProbe.check(&target).await;
     let Finding::Pass(Some(detail)) = finding else {
         panic!("expected a pass, got {finding:?}");
     };
@@ -195,7 +196,7 @@ async fn deployed_storage_uses_the_stack_outputs() {
     // The stack's key is used: a key policy without the role fails.
     w.cloud
         .s3_fault(&w.bucket, S3Fault::DenyKmsKey(KMS_KEY.into()));
-    let finding = StorageProbe::new().check(&target).await;
+    let finding = StorageProbe.check(&target).await;
     assert!(
         matches!(&finding, Finding::Fail(e) if e.code == code::KMS_DENIED),
         "{finding:?}"
@@ -330,6 +331,20 @@ async fn credentials_that_are_not_accepted() {
     w.cloud.deny_assume(&w.tenant.role_arn);
     let e = w.fails(w.customer_s3(), code::INVALID_CREDENTIALS).await;
     assert!(e.remedy.contains("bootstrap"), "{e:?}");
+}
+
+/// A role that lands in another account is refused before any S3 call
+/// (the session cache checks the account): the bucket is never touched
+/// with another account's credentials.
+#[tokio::test]
+async fn a_role_landing_in_another_account_fails_closed_before_s3() {
+    let w = world();
+    let elsewhere: stacks::ids::AccountId = "999999999999".parse().unwrap();
+    w.cloud.land_in(&w.tenant.role_arn, &elsewhere);
+    let e = w.fails(w.customer_s3(), code::INVALID_CREDENTIALS).await;
+    assert!(e.message.contains("999999999999"), "{e:?}");
+    assert!(e.message.contains("not touched"), "{e:?}");
+    assert!(e.remedy.contains("account_id"), "{e:?}");
 }
 
 #[tokio::test]
