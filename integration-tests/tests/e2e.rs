@@ -26,6 +26,8 @@ mod heartbeat;
 mod privacy_cli;
 #[path = "e2e/rollout.rs"]
 mod rollout;
+#[path = "e2e/secret_rewrap.rs"]
+mod secret_rewrap;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/serve.rs"]

@@ -14,6 +14,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use stacks::ids::{Capability, TenantId};
 
+mod rewrap;
+
 use super::context::{ConnectorOverride, Context, context};
 use super::render::select_tenant;
 use super::{Cli, CmdResult, Failure, OutputFormat};
@@ -43,6 +45,13 @@ pub enum SecretCommand {
     /// secrets already stored. Back the file up; without it the hosted
     /// secrets cannot be read.
     InitMasterKey,
+    /// Re-wrap the hosted store's data keys under the master key deploy.toml
+    /// names now, after changing `master_key` (rotation of the
+    /// key-encryption key). Give the key they are wrapped by now with
+    /// --from-file or --from-kms-key-id. The secrets' ciphertexts do not
+    /// change. Without --yes, shows what it would do and writes nothing.
+    /// Each re-wrap is audited; running it again finishes an interrupted run.
+    Rewrap(rewrap::RewrapArgs),
 }
 
 /// Flags of `secret put` and `secret rotate`.
@@ -86,6 +95,7 @@ pub async fn run(cli: &Cli, command: &SecretCommand, connector: ConnectorOverrid
         SecretCommand::List(args) => list(cli, args, connector).await,
         SecretCommand::Delete(args) => delete(cli, args, connector).await,
         SecretCommand::InitMasterKey => init_master_key(cli),
+        SecretCommand::Rewrap(args) => rewrap::run(cli, args, connector).await,
     }
 }
 

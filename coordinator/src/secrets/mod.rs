@@ -20,6 +20,7 @@ pub mod hosted;
 pub mod key_wrapper;
 pub mod memory;
 mod open;
+pub mod rewrap;
 pub mod ssm;
 
 use std::fmt;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use stacks::ids::TenantId;
 
-use super::StoreError;
+use super::{NewAuditEntry, StoreError};
 use crate::secrets::SecretName;
 
 /// A tenant's data key, wrapped by a key-encryption key.
@@ -80,6 +80,17 @@ pub trait SealedSecrets: Send + Sync + fmt::Debug {
     /// Stores `key` unless the tenant already has one (two coordinators
     /// racing to make the first key); returns the one that is stored.
     async fn insert_data_key(&self, key: &WrappedDataKey) -> Result<WrappedDataKey, StoreError>;
+
+    /// Replaces the tenant's wrapped data key `old` by `new` (the same data
+    /// key under another key-encryption key) and appends `audit`, in one
+    /// transaction; `false`, with nothing written, when the stored key is
+    /// no longer `old` (someone re-wrapped it meanwhile).
+    async fn replace_data_key(
+        &self,
+        old: &WrappedDataKey,
+        new: &WrappedDataKey,
+        audit: NewAuditEntry,
+    ) -> Result<bool, StoreError>;
 
     /// The newest version of a secret.
     async fn latest_version(

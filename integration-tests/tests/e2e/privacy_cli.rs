@@ -14,7 +14,7 @@ use integration_tests::{random_account_id, random_external_id, workspace_binary}
 const PLANTED: &str = "sk-ant-PLANTED-e2e-5b9f0c1d2e3f4a5b6c7d8e9f";
 const ROTATED: &str = "sk-ant-PLANTED-rotated-0a1b2c3d4e5f60718293";
 
-fn coordinator(manifest: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn coordinator(manifest: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = crate::moto_command(&workspace_binary(
         "coordinator",
         &[
@@ -41,7 +41,7 @@ fn coordinator(manifest: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("the coordinator exits")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         o.status.code(),

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use stacks::ids::TenantId;
 
-use super::{SqliteStore, now, parse, parse_time};
+use super::{SqliteStore, append_audit_in, now, parse, parse_time};
 use crate::secrets::SecretName;
-use crate::store::StoreError;
 use crate::store::audit;
 use crate::store::sealed::{SealedSecrets, SealedSummary, SealedVersion, WrappedDataKey};
+use crate::store::{NewAuditEntry, StoreError};
 
 type RawVersion = (String, String, i64, Vec<u8>, Vec<u8>, String);
 
@@ -77,6 +77,39 @@ impl SealedSecrets for SqliteStore {
         self.data_key(&key.tenant)
             .await?
             .ok_or_else(|| StoreError::Corrupt("a data key vanished after insert".into()))
+    }
+
+    async fn replace_data_key(
+        &self,
+        old: &WrappedDataKey,
+        new: &WrappedDataKey,
+        audit: NewAuditEntry,
+    ) -> Result<bool, StoreError> {
+        if old.tenant != new.tenant {
+            return Err(StoreError::Corrupt(
+                "a data key can only be replaced by the same tenant's".into(),
+            ));
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE hosted_data_keys SET wrapper = ?2, wrapped = ?3, created_at = ?4
+             WHERE tenant = ?1 AND wrapper = ?5 AND wrapped = ?6",
+            params![
+                new.tenant.as_str(),
+                new.wrapper,
+                new.blob,
+                audit::timestamp(&now()),
+                old.wrapper,
+                old.blob
+            ],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        append_audit_in(&tx, audit)?;
+        tx.commit()?;
+        Ok(true)
     }
 
     async fn latest_version(
