@@ -24,6 +24,8 @@ mod deploy;
 mod heartbeat;
 #[path = "e2e/privacy_cli.rs"]
 mod privacy_cli;
+#[path = "e2e/privacy_gitops.rs"]
+mod privacy_gitops;
 #[path = "e2e/rollout.rs"]
 mod rollout;
 #[path = "e2e/secret_rewrap.rs"]

@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use serde_json::json;
 use stacks::ids::TenantId;
 
+mod gitops;
+
 use super::context::{ConnectorOverride, context, open_store};
 use super::render::select_tenant;
 use super::{Cli, CmdResult, Failure, OutputFormat, load_manifest};
@@ -52,6 +54,14 @@ pub enum PrivacyCommand {
     Fallback(FallbackArgs),
     /// The tenant's configuration versions, newest first.
     History(HistoryArgs),
+    /// Write each tenant's configuration to DIR/<tenant>.toml, in the
+    /// format `privacy set --file` reads: for git, review and `apply`.
+    Export(gitops::ExportArgs),
+    /// Set every tenant's configuration from DIR/<tenant>.toml. Every file
+    /// is checked first and nothing is written unless all are valid; a
+    /// configuration equal to the current one changes nothing. Tenants
+    /// without a file are left as they are.
+    Apply(gitops::ApplyArgs),
 }
 
 /// Selects a tenant.
@@ -122,6 +132,8 @@ pub async fn run(cli: &Cli, command: &PrivacyCommand, connector: ConnectorOverri
         PrivacyCommand::Set(args) => set(cli, args, connector).await,
         PrivacyCommand::Fallback(args) => fallback(cli, args, connector).await,
         PrivacyCommand::History(args) => history(cli, args).await,
+        PrivacyCommand::Export(args) => gitops::export(cli, args).await,
+        PrivacyCommand::Apply(args) => gitops::apply(cli, args, connector).await,
     }
 }
 

@@ -89,17 +89,15 @@ pub async fn current(store: &dyn Store, tenant: &Tenant) -> Result<PrivacyRecord
     })
 }
 
-/// Sets the storage and LLM configuration. `expected` is the version the
-/// caller read (`None`: whatever is current). Referenced secrets must
-/// exist. Hosted fallback is kept while a dependency stays
-/// customer-managed, and cleared when everything goes back to hosted.
-pub async fn set_config(
+/// Checks `config` for `tenant` as a whole without changing anything: the
+/// tenant's capabilities, the fields, and that every secret it names exists.
+/// [`set_config`] runs it first; a caller applying many configurations
+/// runs it on all of them before writing any.
+pub async fn check_config(
     store: &dyn Store,
     tenant: &Tenant,
-    config: PrivacyConfig,
-    expected: Option<u64>,
-    actor: &str,
-) -> Result<Changed, ChangeError> {
+    config: &PrivacyConfig,
+) -> Result<(), ChangeError> {
     let mut problems = config.validate(tenant).err().unwrap_or_default();
     let writes = store.secret_writes(&tenant.id).await?;
     for name in config.secret_refs() {
@@ -128,6 +126,21 @@ pub async fn set_config(
             problems,
         });
     }
+    Ok(())
+}
+
+/// Sets the storage and LLM configuration. `expected` is the version the
+/// caller read (`None`: whatever is current). Referenced secrets must
+/// exist. Hosted fallback is kept while a dependency stays
+/// customer-managed, and cleared when everything goes back to hosted.
+pub async fn set_config(
+    store: &dyn Store,
+    tenant: &Tenant,
+    config: PrivacyConfig,
+    expected: Option<u64>,
+    actor: &str,
+) -> Result<Changed, ChangeError> {
+    check_config(store, tenant, &config).await?;
     let now = current(store, tenant).await?;
     let expected = expected.unwrap_or(now.version);
     if now.config == config && expected == now.version {
