@@ -8,8 +8,8 @@
 //! rollout has the durations of its onboarding. A duration is that of the
 //! newest *succeeded* operation of the stack (a failure or a rollback says
 //! little about the next success; a stack without changes is not an
-//! operation), measured by the coordinator: change-set creation and polling
-//! included. Pure but for the two readers.
+//! operation; one settled after a restart spans the restart), measured by
+//! the coordinator: change-set creation and polling included. Pure but for the two readers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use stacks::StackKind;
 use stacks::ids::TenantId;
 
+use crate::rollout::reattach::SETTLED_ON_RESUME;
 use crate::store::{DeploymentRecord, Store, StoreError};
 
 /// Deployment records looked at per tenant and stack: about this many
@@ -31,7 +32,9 @@ const STACKS_PER_TENANT: usize = 3;
 pub fn latest_succeeded(rows: &[DeploymentRecord]) -> BTreeMap<(TenantId, StackKind), Duration> {
     let mut out = BTreeMap::new();
     for row in rows {
-        if row.outcome.as_deref() != Some("succeeded") {
+        if row.outcome.as_deref() != Some("succeeded")
+            || row.reason.as_deref() == Some(SETTLED_ON_RESUME)
+        {
             continue;
         }
         let Some(finished) = row.finished_at else {
@@ -138,6 +141,10 @@ mod tests {
             row("a", StackKind::Storage, Some("succeeded"), 1000),
             row("a", StackKind::Worker, Some("succeeded"), 7000),
             row("b", StackKind::Storage, None, 0),
+            DeploymentRecord {
+                reason: Some(SETTLED_ON_RESUME.into()),
+                ..row("b", StackKind::Worker, Some("succeeded"), 600_000)
+            },
             row("b", StackKind::Storage, Some("failed"), 4000),
         ];
         let latest = latest_succeeded(&rows);

@@ -42,9 +42,16 @@ pub struct Reattached {
     pub outcome: String,
     /// The stack's status, if it exists.
     pub status: Option<String>,
-    /// Why, for anything but success.
+    /// Why; for a success, [`SETTLED_ON_RESUME`].
     pub reason: Option<String>,
 }
+
+/// The reason recorded with an operation that succeeded while no
+/// coordinator watched it (settled when a rollout resumed): its row's
+/// duration spans the restart, so it is not a measurement of the operation
+/// (`crate::history` skips it).
+pub const SETTLED_ON_RESUME: &str =
+    "settled when the rollout resumed: the operation finished while no coordinator watched it";
 
 /// What was observed of an open row's stack once it settled.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +94,7 @@ pub fn outcome_of(row: &DeploymentRecord, observed: &Observed) -> DeploymentResu
     let why = || d.status_reason.clone().or_else(|| status.clone());
     let (outcome, reason) = match d.status.sentiment() {
         Sentiment::Success => match validate_outputs(row.stack, &d.outputs) {
-            Ok(()) => ("succeeded", None),
+            Ok(()) => ("succeeded", Some(SETTLED_ON_RESUME.to_owned())),
             Err(e) => ("failed", Some(e.to_string())),
         },
         Sentiment::RolledBack => ("rolled_back", why()),
