@@ -328,10 +328,12 @@ mod tests {
         // Seen settled within one first delay.
         let last = *polls.last().unwrap();
         assert!(last >= ms(1030) && last <= ms(1040), "{polls:?}");
-        // Without the expectation the backoff is at 100..200 ms by then.
+        // Without the expectation the backoff is at 100..200 ms by then (a
+        // poll may still land close to the end by chance: the gap is what
+        // is certain).
         let plain = poll_times(ms(1030), None).await;
-        let late = *plain.last().unwrap() - ms(1030);
-        assert!(late > ms(10), "{plain:?}");
+        let gap = plain[plain.len() - 1] - plain[plain.len() - 2];
+        assert!(gap >= ms(100), "{plain:?}");
         // Before the window, the same backoff as without an expectation.
         assert!(polls.iter().filter(|p| **p < ms(750)).count() <= plain.len());
     }
