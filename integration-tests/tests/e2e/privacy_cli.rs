@@ -50,10 +50,10 @@ pub(crate) fn text(o: &Output) -> String {
     )
 }
 
-#[test]
-fn secrets_and_privacy_configuration_through_the_cli_never_show_a_value() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let manifest = dir.path().join("deploy.toml");
+/// deploy.toml in `dir` with two tenants in fresh accounts: `acme`
+/// (`byo_ai_keys`) and `plain` (no capability), hosted secrets.
+pub(crate) fn two_tenant_manifest(dir: &Path) -> std::path::PathBuf {
+    let manifest = dir.join("deploy.toml");
     std::fs::write(
         &manifest,
         format!(
@@ -70,6 +70,13 @@ fn secrets_and_privacy_configuration_through_the_cli_never_show_a_value() {
         ),
     )
     .expect("write the manifest");
+    manifest
+}
+
+#[test]
+fn secrets_and_privacy_configuration_through_the_cli_never_show_a_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = two_tenant_manifest(dir.path());
     let mut outputs = Vec::new();
     let mut run = |args: &[&str], stdin: Option<&str>| {
         let o = coordinator(&manifest, args, stdin);

@@ -4,32 +4,14 @@
 //! nothing, and applying the same files twice changes nothing the second
 //! time.
 
-use integration_tests::{random_account_id, random_external_id};
-
-use crate::privacy_cli::{coordinator, text};
+use crate::privacy_cli::{coordinator, text, two_tenant_manifest};
 
 const PLANTED: &str = "sk-ant-PLANTED-gitops-a1b2c3d4e5f60718";
 
 #[test]
 fn configurations_round_trip_through_a_directory_and_apply_all_or_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let m = dir.path().join("deploy.toml");
-    std::fs::write(
-        &m,
-        format!(
-            "[coordinator]\naccount_id = \"{}\"\nregion = \"us-east-1\"\nstate = \"state.db\"\n\
-             [release]\nversion = \"{}\"\n[rollout]\nwaves = [\"all\"]\n\
-             [[tenants]]\nid = \"acme\"\naccount_id = \"{}\"\nregion = \"eu-west-1\"\nexternal_id = \"{}\"\nwave = \"all\"\ncapabilities = [\"byo_ai_keys\"]\n\
-             [[tenants]]\nid = \"plain\"\naccount_id = \"{}\"\nregion = \"eu-west-1\"\nexternal_id = \"{}\"\nwave = \"all\"\ncapabilities = []\n",
-            random_account_id(),
-            stacks::RELEASE_VERSION,
-            random_account_id(),
-            random_external_id(),
-            random_account_id(),
-            random_external_id(),
-        ),
-    )
-    .expect("write the manifest");
+    let m = two_tenant_manifest(dir.path());
     let configs = dir.path().join("privacy");
     let configs_arg = configs.to_str().expect("utf-8 path");
     let mut outputs = Vec::new();
