@@ -33,7 +33,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use stacks::ids::TenantId;
 
-pub use open::{open_for, open_with};
+pub use open::{master_key_wrapper, open_for, open_with};
 
 /// The name of a tenant's secret, e.g. `llm-api-key`: 1 to 64 characters
 /// from `a-z0-9-_.`, starting with a letter or digit. Scoped by tenant: two

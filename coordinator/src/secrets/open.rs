@@ -69,18 +69,9 @@ pub async fn open_with(
     records: Arc<dyn SealedSecrets>,
     sessions: Option<(&Operator, &SessionCache)>,
 ) -> Result<Arc<dyn SecretStore>, SecretError> {
-    let vendor_region = manifest.coordinator.region;
     Ok(match manifest.secrets.for_tenant(&tenant.id) {
         SecretsBackend::Hosted { master_key } => {
-            let wrapper: Arc<dyn KeyWrapper> = match master_key {
-                MasterKey::Kms { key_id } => Arc::new(KmsKeyWrapper::new(
-                    connector.kms(&ClientScope::Operator {
-                        region: vendor_region,
-                    }),
-                    key_id.clone(),
-                )),
-                MasterKey::File { path } => Arc::new(FileKeyWrapper::open(path)?),
-            };
+            let wrapper = master_key_wrapper(master_key, manifest, connector)?;
             Arc::new(HostedStore::new(records, wrapper))
         }
         SecretsBackend::SecretsManager(settings) => {
@@ -122,6 +113,25 @@ pub async fn open_with(
             identity,
             recipients,
         } => Arc::new(AgeFileStore::open(file, identity, recipients)?),
+    })
+}
+
+/// What wraps the hosted store's data keys under `key`: the KMS key (vendor
+/// account, the coordinator's region, operator credentials) or the master
+/// key file, which must exist already.
+pub fn master_key_wrapper(
+    key: &MasterKey,
+    manifest: &Manifest,
+    connector: &dyn Connector,
+) -> Result<Arc<dyn KeyWrapper>, SecretError> {
+    Ok(match key {
+        MasterKey::Kms { key_id } => Arc::new(KmsKeyWrapper::new(
+            connector.kms(&ClientScope::Operator {
+                region: manifest.coordinator.region,
+            }),
+            key_id.clone(),
+        )),
+        MasterKey::File { path } => Arc::new(FileKeyWrapper::open(path)?),
     })
 }
 

@@ -3,7 +3,6 @@
 //! deploy.toml names now (`crate::secrets::rewrap`). Without `--yes` it only
 //! shows what it would do.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,10 +11,11 @@ use stacks::ids::TenantId;
 
 use super::super::context::{ConnectorOverride, context};
 use super::super::{Cli, CmdResult, Failure, OutputFormat};
-use crate::aws::{ClientScope, Connector};
+use crate::aws::Connector;
 use crate::manifest::Manifest;
 use crate::manifest::secrets::{MasterKey, SecretsBackend};
-use crate::secrets::key_wrapper::{FileKeyWrapper, KeyWrapper, KmsKeyWrapper};
+use crate::secrets::key_wrapper::KeyWrapper;
+use crate::secrets::master_key_wrapper;
 use crate::secrets::rewrap::{self, KeyState, TenantKey};
 
 /// Flags of `secret rewrap`.
@@ -38,25 +38,15 @@ pub struct RewrapArgs {
     pub yes: bool,
 }
 
-/// A wrapper for `key` (the vendor account, the coordinator's region).
+/// The wrapper of `key`; `which` names it in the error.
 fn wrapper(
     key: &MasterKey,
     manifest: &Manifest,
     connector: &dyn Connector,
+    which: &str,
 ) -> Result<Arc<dyn KeyWrapper>, Failure> {
-    Ok(match key {
-        MasterKey::File { path } => {
-            Arc::new(FileKeyWrapper::open(path).map_err(|e| {
-                Failure::BadInput(anyhow::Error::new(e).context("the new master key"))
-            })?)
-        }
-        MasterKey::Kms { key_id } => Arc::new(KmsKeyWrapper::new(
-            connector.kms(&ClientScope::Operator {
-                region: manifest.coordinator.region,
-            }),
-            key_id.clone(),
-        )),
-    })
+    master_key_wrapper(key, manifest, connector)
+        .map_err(|e| Failure::BadInput(anyhow::Error::new(e).context(which.to_owned())))
 }
 
 pub async fn run(cli: &Cli, args: &RewrapArgs, connector: ConnectorOverride) -> CmdResult {
@@ -72,21 +62,20 @@ pub async fn run(cli: &Cli, args: &RewrapArgs, connector: ConnectorOverride) -> 
             ));
         }
     };
-    let old = match &old_key {
-        MasterKey::File { path } => Arc::new(FileKeyWrapper::open(path).map_err(|e| {
-            Failure::BadInput(anyhow::Error::new(e).context("the old master key (--from-file)"))
-        })?) as Arc<dyn KeyWrapper>,
-        key => wrapper(key, &ctx.manifest, ctx.connector.as_ref())?,
-    };
+    let old = wrapper(
+        &old_key,
+        &ctx.manifest,
+        ctx.connector.as_ref(),
+        "the old master key",
+    )?;
     // The hosted tenants, by the master key deploy.toml names for them now.
-    let mut by_key: BTreeMap<String, (MasterKey, Vec<TenantId>)> = BTreeMap::new();
+    let mut by_key: Vec<(MasterKey, Vec<TenantId>)> = Vec::new();
     for t in &ctx.manifest.tenants {
         if let SecretsBackend::Hosted { master_key } = ctx.manifest.secrets.for_tenant(&t.id) {
-            by_key
-                .entry(format!("{master_key:?}"))
-                .or_insert_with(|| (master_key.clone(), Vec::new()))
-                .1
-                .push(t.id.clone());
+            match by_key.iter_mut().find(|(k, _)| k == master_key) {
+                Some((_, tenants)) => tenants.push(t.id.clone()),
+                None => by_key.push((master_key.clone(), vec![t.id.clone()])),
+            }
         }
     }
     if by_key.is_empty() {
@@ -95,8 +84,13 @@ pub async fn run(cli: &Cli, args: &RewrapArgs, connector: ConnectorOverride) -> 
         ));
     }
     let mut planned: Vec<(Arc<dyn KeyWrapper>, Vec<TenantKey>)> = Vec::new();
-    for (key, tenants) in by_key.into_values() {
-        let new = wrapper(&key, &ctx.manifest, ctx.connector.as_ref())?;
+    for (key, tenants) in by_key {
+        let new = wrapper(
+            &key,
+            &ctx.manifest,
+            ctx.connector.as_ref(),
+            "the new master key",
+        )?;
         if new.id() == old.id() {
             return Err(Failure::bad_input(format!(
                 "deploy.toml already names {} as the master key of {}: change `master_key` first, then re-wrap from the old key",
