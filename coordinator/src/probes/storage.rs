@@ -39,7 +39,6 @@ use stacks::builtin::storage::Storage;
 use stacks::ids::{RoleArn, TenantId};
 
 use super::{Finding, Probe, ProbeError, ProbeName, ProbeTarget};
-use crate::access::AccessError;
 use crate::aws::s3::StaticKey;
 use crate::aws::{S3Access, S3Credentials, TenantCredentials};
 use crate::privacy::StorageMode;
@@ -133,27 +132,7 @@ impl StorageProbe {
             .sessions
             .credentials(target.connector.as_ref(), &target.operator, tenant)
             .await
-            .map_err(|e| {
-                if matches!(e, AccessError::WrongAccount { .. }) {
-                    ProbeError::new(
-                        code::INVALID_CREDENTIALS,
-                        format!("tenant `{}`'s storage was not touched ({e})", tenant.id),
-                        "correct role_arn and account_id of the tenant in deploy.toml (`coordinator tenant verify` shows the account the role lands in), then run the check again",
-                    )
-                } else if e.is_denied() {
-                    ProbeError::new(
-                        code::INVALID_CREDENTIALS,
-                        format!("tenant `{}`'s role could not be used to reach its storage ({e})", tenant.id),
-                        "the customer may have deleted or changed the docproc-bootstrap stack, or the tenant's external_id in deploy.toml is wrong: ask the customer to check the bootstrap stack (docs/runbooks/onboarding.md), then run the check again",
-                    )
-                } else {
-                    ProbeError::new(
-                        code::UNREACHABLE,
-                        format!("tenant `{}`'s account could not be reached to check its storage ({e})", tenant.id),
-                        "run `coordinator tenant verify` for this tenant: it names what failed (STS reachable, the role's trust, the account); the next scheduled check retries",
-                    )
-                }
-            })
+            .map_err(|e| diagnosis::role_unusable(&tenant.id, &e))
     }
 
     /// Where to write and as whom; `None` when storage is hosted.

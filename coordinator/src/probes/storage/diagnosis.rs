@@ -16,6 +16,7 @@ use stacks::aws_names::BucketName;
 use stacks::ids::{Region, TenantId};
 
 use super::{ADMIN_DOC, Principal, code};
+use crate::access::AccessError;
 use crate::aws::{AwsError, ErrorKind};
 use crate::probes::ProbeError;
 
@@ -74,6 +75,33 @@ impl Context<'_> {
     }
 }
 
+/// What to do when AWS refuses the tenant's role.
+const ROLE_REFUSED_REMEDY: &str = "the customer may have deleted or changed the docproc-bootstrap stack, or the tenant's external_id in deploy.toml is wrong: ask the customer to check the bootstrap stack (docs/runbooks/onboarding.md), then run the check again";
+
+/// The probe error when the tenant's role session cannot be had (before
+/// any S3 call): refused, landing in another account, or unreachable.
+pub(super) fn role_unusable(tenant: &TenantId, e: &AccessError) -> ProbeError {
+    if matches!(e, AccessError::WrongAccount { .. }) {
+        ProbeError::new(
+            code::INVALID_CREDENTIALS,
+            format!("tenant `{tenant}`'s storage was not touched ({e})"),
+            "correct role_arn and account_id of the tenant in deploy.toml (`coordinator tenant verify` shows the account the role lands in), then run the check again",
+        )
+    } else if e.is_denied() {
+        ProbeError::new(
+            code::INVALID_CREDENTIALS,
+            format!("tenant `{tenant}`'s role could not be used to reach its storage ({e})"),
+            ROLE_REFUSED_REMEDY,
+        )
+    } else {
+        ProbeError::new(
+            code::UNREACHABLE,
+            format!("tenant `{tenant}`'s account could not be reached to check its storage ({e})"),
+            "run `coordinator tenant verify` for this tenant: it names what failed (STS reachable, the role's trust, the account); the next scheduled check retries",
+        )
+    }
+}
+
 /// The probe error for `error` at `step`.
 pub(super) fn diagnose(step: Step, error: &AwsError, cx: &Context<'_>) -> ProbeError {
     let s3_code = error.code.as_deref().unwrap_or_default();
@@ -89,7 +117,7 @@ pub(super) fn diagnose(step: Step, error: &AwsError, cx: &Context<'_>) -> ProbeE
                     "the tenant's role could not be assumed to reach {} {said}",
                     cx.where_()
                 ),
-                "the customer may have deleted or changed the docproc-bootstrap stack, or the tenant's external_id in deploy.toml is wrong: ask the customer to check the bootstrap stack (docs/runbooks/onboarding.md), then run the check again",
+                ROLE_REFUSED_REMEDY,
             )
         } else {
             unreachable_error(step, cx, &said)
